@@ -1,0 +1,151 @@
+"""Aperture kernels: the shape of a bokeh ball at a given CoC radius.
+
+Pure numpy.  A kernel for radius ``r`` is a ``(2R+1) x (2R+1)`` float32 array,
+``R = ceil(r)``, that sums to 1.  Coverage of each pixel by the aperture shape is
+integrated with a supersampled grid, so edges are anti-aliased and sub-pixel radii
+keep the right energy distribution; a radius below half a pixel is a delta.
+
+The aperture radius is the *circumradius*: a polygon with ``n`` blades is inscribed
+in the thin-lens disc, as blades close down a round opening (Cycles does the same).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+
+from focuspull.errors import InputError
+
+_SUPERSAMPLE = 8  # per pixel axis for large kernels; small ones get more (see _samples)
+
+
+def _samples(radius: float) -> int:
+    """Sub-samples per pixel axis: enough that small discs keep their area within ~1 %."""
+    return max(_SUPERSAMPLE, min(32, int(math.ceil(64.0 / max(radius, 1.0)))))
+
+
+@dataclass(frozen=True)
+class Aperture:
+    """Aperture shape.
+
+    Attributes:
+        blades: 0 for a round disc, else the number of straight blades (>= 3).
+        rotation_deg: rotation of the polygon, counter-clockwise in the image.
+        roundness: 0 = straight blades, 1 = a circle; in between, curved blades.
+        image: optional custom kernel (H x W, >= 0); resampled to the radius.  Its
+            bounding square is mapped onto the disc of the CoC radius.
+    """
+
+    blades: int = 0
+    rotation_deg: float = 0.0
+    roundness: float = 0.0
+    image: np.ndarray | None = field(default=None, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.blades != 0 and (not isinstance(self.blades, int) or self.blades < 3):
+            raise InputError(f"blades must be 0 (round) or at least 3, got {self.blades!r}",
+                             "pass --blades 0 for a disc or e.g. --blades 6")
+        if not 0.0 <= self.roundness <= 1.0:
+            raise InputError(f"roundness must be in 0..1, got {self.roundness}",
+                             "pass e.g. --roundness 0.3")
+        if self.image is not None:
+            img = np.asarray(self.image, dtype=np.float64)
+            if img.ndim == 3:
+                img = img.mean(axis=2)
+            if img.ndim != 2 or img.size == 0 or not np.isfinite(img).all() or (img < 0).any() \
+                    or img.sum() <= 0:
+                raise InputError("custom aperture image must be a non-empty 2D image of finite "
+                                 "values >= 0 with some light in it",
+                                 "pass a greyscale bokeh shape, bright on black")
+            object.__setattr__(self, "image", img)
+
+    @property
+    def key(self) -> tuple:
+        """Hashable identity (the custom image by content)."""
+        img_key = None if self.image is None else (self.image.shape, self.image.tobytes())
+        return (self.blades, float(self.rotation_deg), float(self.roundness), img_key)
+
+
+DISC = Aperture()
+
+
+def _support(radius_px: float) -> int:
+    return int(math.ceil(max(radius_px, 0.0) - 1e-6))
+
+
+def _inside(aperture: Aperture, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
+    """Boolean mask of sample points (x right, y down, in px from the centre) inside the shape."""
+    rho = np.hypot(x, y)
+    if aperture.blades == 0:
+        return rho <= radius
+    n = aperture.blades
+    # Image y points down; negate it so rotation is counter-clockwise as seen on screen.
+    theta = np.arctan2(-y, x) - math.radians(aperture.rotation_deg)
+    sector = 2.0 * math.pi / n
+    # Distance from the centre to the polygon edge along theta (vertex at theta = 0).
+    local = np.mod(theta, sector) - sector / 2.0
+    edge = radius * math.cos(math.pi / n) / np.cos(local)
+    edge = (1.0 - aperture.roundness) * edge + aperture.roundness * radius
+    return rho <= edge
+
+
+@lru_cache(maxsize=512)
+def _kernel_cached(key: tuple, radius_q: float) -> np.ndarray:
+    blades, rotation_deg, roundness, img_key = key
+    if img_key is not None:
+        shape, data = img_key
+        image = np.frombuffer(data, dtype=np.float64).reshape(shape)
+        return _image_kernel(image, radius_q)
+    aperture = Aperture(blades=blades, rotation_deg=rotation_deg, roundness=roundness)
+    big_r = _support(radius_q)
+    if radius_q <= 0.5:
+        return np.ones((1, 1), np.float32)
+    s = _samples(radius_q)
+    offsets = (np.arange(s) + 0.5) / s - 0.5
+    grid = np.arange(-big_r, big_r + 1, dtype=np.float64)
+    # Sample positions: pixel centre + sub-pixel offsets, shape (2R+1)*s per axis.
+    coords = (grid[:, None] + offsets[None, :]).reshape(-1)
+    yy, xx = np.meshgrid(coords, coords, indexing="ij")
+    inside = _inside(aperture, xx, yy, radius_q).astype(np.float64)
+    n = 2 * big_r + 1
+    cover = inside.reshape(n, s, n, s).mean(axis=(1, 3))
+    return (cover / cover.sum()).astype(np.float32)
+
+
+def _image_kernel(image: np.ndarray, radius: float) -> np.ndarray:
+    big_r = _support(radius)
+    if radius <= 0.5:
+        return np.ones((1, 1), np.float32)
+    h, w = image.shape
+    n = 2 * big_r + 1
+    s = _samples(radius)
+    coords = (np.arange(n * s) + 0.5) / s - n / 2.0  # px from the kernel centre
+    # Map [-radius, radius] onto the image's [0, size); outside is dark.
+    u = (coords / (2.0 * radius) + 0.5)
+    yy, xx = np.meshgrid(u * h, u * w, indexing="ij")
+    valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    yi = np.clip(yy.astype(int), 0, h - 1)
+    xi = np.clip(xx.astype(int), 0, w - 1)
+    samples = np.where(valid, image[yi, xi], 0.0)
+    cover = samples.reshape(n, s, n, s).mean(axis=(1, 3))
+    total = cover.sum()
+    if total <= 0:
+        return np.ones((1, 1), np.float32)
+    return (cover / total).astype(np.float32)
+
+
+def aperture_kernel(aperture: Aperture | None, radius_px: float) -> np.ndarray:
+    """Normalised kernel of the aperture at CoC radius ``radius_px`` (the sign is ignored).
+
+    Returns:
+        ``(2R+1) x (2R+1)`` float32, ``R = ceil(|radius_px|)``, summing to 1.
+    """
+    radius = abs(float(radius_px))
+    if not math.isfinite(radius):
+        raise InputError(f"kernel radius must be finite, got {radius_px}",
+                         "clamp the CoC with --max-size")
+    # Quantise to 1/64 px so the cache is effective without visible error.
+    radius_q = round(radius * 64.0) / 64.0
+    return _kernel_cached((aperture or DISC).key, radius_q)

@@ -1,0 +1,247 @@
+"""Client of the focuspull render server, for host Pythons (Nuke, Resolve, farm scripts).
+
+Imports only pyzmq, msgpack and numpy (never torch).  Request/reply calls follow the
+"lazy pirate" pattern of the ZeroMQ guide: send, poll with a timeout, and on silence
+close the socket, open a fresh one and resend, a bounded number of times.  The
+routing identity is kept across reconnects (the server hands the connection over), and
+a retried submit carries the same request id, so the server does not queue it twice.
+
+Typical use::
+
+    with Client("tcp://127.0.0.1:5690") as c:
+        handle = c.submit(job_dict, inband={1001: {"rgba": img, "depth": z}})
+        for event in handle:               # progress events; keeps the job alive
+            print(event["done"], "/", event["total"])
+        frames = handle.result()           # {1001: H x W x C float32} for in-band jobs
+
+A ``Client`` (one ZeroMQ socket) belongs to one thread.  Keep reading a job's events
+(iterate or call ``result()``): the client's heartbeats are what tell the server it is
+still wanted; a client silent for the server's ``client_timeout_s`` has its jobs cancelled.
+"""
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections import deque
+from typing import Any, Iterator, Mapping
+
+import numpy as np
+import zmq
+
+from focuspull import protocol
+from focuspull.errors import ProtocolError
+from focuspull.protocol import Message, ServiceUnavailable
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5690"
+# The server is trusted more than its clients, but a client still bounds what it accepts.
+_CLIENT_LIMITS = protocol.Limits(max_message_bytes=64 * 2**30, max_items=1_000_000)
+
+
+class JobHandle:
+    """A submitted job: iterate for progress events, then ``result()``."""
+
+    def __init__(self, client: "Client", job_id: str, position: int) -> None:
+        self.client = client
+        self.id = job_id
+        self.position = position
+        self.frames: dict[int, np.ndarray] = {}  # in-band results as they arrive
+        self.finished: list[int] | None = None  # frames the server reported done
+        self.elapsed_s: float | None = None
+        self._error: Exception | None = None
+
+    @property
+    def is_finished(self) -> bool:
+        return self.finished is not None or self._error is not None
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        """Progress events (``{"type": "frame", "frame", "done", "total", "fps", "eta_s",
+        "path"}``) until the job ends; raises the job's error if it fails or is cancelled."""
+        while not self.is_finished:
+            msg = self.client._next_for_job(self.id)
+            if msg.type == "progress":
+                yield {"type": "frame", **{k: v for k, v in msg.fields.items() if k != "job"}}
+            elif msg.type == "result":
+                # Arrays are views of the received frames: no copy of big images.
+                self.frames[msg.fields["frame"]] = msg.arrays[0]
+            elif msg.type == "done":
+                self.finished = list(msg.fields["frames"])
+                self.elapsed_s = msg.fields["elapsed_s"]
+            elif msg.type == "error":
+                self._error = protocol.error_from_fields(msg.fields)
+        if self._error is not None:
+            raise self._error
+
+    def result(self) -> dict[int, np.ndarray]:
+        """Wait for the end; the in-band output frames ({} when written to disk)."""
+        for _ in self:
+            pass
+        return self.frames
+
+    def cancel(self) -> str:
+        """Ask the server to cancel; returns the job state it reported.  Keep iterating
+        (or call ``result()``) to see the job end with ``errors.Cancelled``."""
+        return self.client._request("cancel", {"job": self.id}).fields["state"]
+
+
+class Client:
+    """Talks to one server endpoint.  See the module docstring."""
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, token: str | None = None, *,
+                 timeout_s: float = 5.0, retries: int = 2, heartbeat_s: float = 1.0,
+                 context: zmq.Context | None = None) -> None:
+        if timeout_s <= 0 or retries < 0:
+            raise ValueError("timeout_s must be > 0 and retries >= 0")
+        self.endpoint = endpoint
+        self.token = token if token is not None else (os.environ.get("FOCUSPULL_TOKEN") or None)
+        self.timeout_s = float(timeout_s)
+        self.retries = int(retries)
+        self.heartbeat_s = float(heartbeat_s)
+        self.server_info: dict[str, Any] | None = None
+        self._ctx = context or zmq.Context.instance()
+        self._identity = b"fp-" + uuid.uuid4().bytes
+        self._socket: zmq.Socket | None = None
+        self._inbox: dict[str, deque[Message]] = {}  # job id -> messages not yet consumed
+        self._last_sent = 0.0
+        self._connect()
+
+    # -- socket lifecycle ------------------------------------------------------------------
+    def _connect(self) -> None:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.ROUTING_ID, self._identity)
+        sock.setsockopt(zmq.LINGER, 0)  # a dead server must not block close()
+        sock.connect(self.endpoint)
+        self._socket = sock
+
+    def _reconnect(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+        self._connect()
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -- send / receive ----------------------------------------------------------------------
+    def _send(self, msg_type: str, fields: Mapping[str, Any], arrays=()) -> None:
+        if self._socket is None:
+            raise ProtocolError("the client is closed", "create a new Client")
+        frames = protocol.encode(msg_type, fields, arrays, token=self.token)
+        limit = (self.server_info or {}).get("limits", {}).get("max_message_bytes")
+        size = protocol.message_bytes(frames)
+        if limit is not None and size > limit:
+            raise ProtocolError(f"message of {size} bytes exceeds the server limit of {limit}",
+                                "send fewer or smaller frames per job, or raise --max-message-mb on the server")
+        self._socket.send_multipart(frames, copy=False)
+        self._last_sent = time.monotonic()
+
+    def _recv(self, timeout_s: float) -> Message | None:
+        assert self._socket is not None
+        if not self._socket.poll(max(0, int(timeout_s * 1000)), zmq.POLLIN):
+            return None
+        frames = self._socket.recv_multipart(copy=False)
+        return protocol.decode(frames, _CLIENT_LIMITS, expect=protocol.SERVER_TYPES)
+
+    def _stash(self, msg: Message) -> None:
+        job = msg.fields.get("job")
+        if job is not None and msg.type in ("progress", "result", "done", "error"):
+            self._inbox.setdefault(job, deque()).append(msg)
+        # heartbeats and stale replies to earlier (retried) requests are dropped
+
+    def _request(self, msg_type: str, fields: Mapping[str, Any], arrays=()) -> Message:
+        """Lazy pirate: send, wait ``timeout_s``, reconnect and resend up to ``retries`` times."""
+        req_id = uuid.uuid4().hex
+        for attempt in range(self.retries + 1):
+            self._send(msg_type, {"id": req_id, **fields}, arrays)
+            deadline = time.monotonic() + self.timeout_s
+            while True:
+                msg = self._recv(deadline - time.monotonic())
+                if msg is None:
+                    break
+                if msg.fields.get("re") == req_id:
+                    if msg.type == "error":
+                        raise protocol.error_from_fields(msg.fields)
+                    return msg
+                self._stash(msg)
+            self._reconnect()
+        raise ServiceUnavailable(
+            f"no answer from {self.endpoint} to '{msg_type}' after {self.retries + 1} "
+            f"attempt(s) of {self.timeout_s:g} s",
+            "check that 'focuspull serve' is running there (and the token matches)")
+
+    def _next_for_job(self, job_id: str) -> Message:
+        """The next message of a job, heartbeating; ServiceUnavailable on a silent server."""
+        box = self._inbox.setdefault(job_id, deque())
+        last_heard = time.monotonic()
+        while not box:
+            now = time.monotonic()
+            if now - self._last_sent >= self.heartbeat_s:
+                self._send("heartbeat", {})
+            if now - last_heard > self.timeout_s:
+                self._inbox.pop(job_id, None)
+                raise ServiceUnavailable(
+                    f"the server at {self.endpoint} went silent for {self.timeout_s:g} s while "
+                    f"running job {job_id}",
+                    "the server probably died; restart it and resubmit (with output.resume "
+                    "to keep finished frames)")
+            msg = self._recv(min(self.heartbeat_s, self.timeout_s))
+            if msg is not None:
+                last_heard = time.monotonic()
+                self._stash(msg)
+        msg = box.popleft()
+        if msg.type in ("done", "error"):
+            self._inbox.pop(job_id, None)
+        return msg
+
+    # -- API ------------------------------------------------------------------------------------
+    def hello(self, name: str | None = None) -> dict[str, Any]:
+        """Server capabilities: version, protocol, devices, stages, models, limits."""
+        msg = self._request("hello", {"client": name} if name else {})
+        self.server_info = dict(msg.fields)
+        self.server_info.pop("re", None)
+        return self.server_info
+
+    def ping(self) -> float:
+        """Round-trip time in seconds."""
+        t0 = time.perf_counter()
+        self._request("ping", {})
+        return time.perf_counter() - t0
+
+    def status(self) -> dict[str, Any]:
+        msg = self._request("status", {})
+        return {k: v for k, v in msg.fields.items() if k != "re"}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        return list(self._request("jobs", {}).fields["jobs"])
+
+    def cancel(self, job_id: str) -> str:
+        return self._request("cancel", {"job": job_id}).fields["state"]
+
+    def submit(self, job: Mapping[str, Any], inband: Mapping[int, Mapping[str, np.ndarray]] | None = None,
+               *, echo: bool = False) -> JobHandle:
+        """Queue a job (a RenderJob dict); ``inband`` = ``{frame: {"rgba", "depth"}}`` arrays.
+
+        ``echo`` asks the server to send the in-band images straight back without
+        rendering (transport measurements).  Raises the server's error (JobSpecError,
+        PathPolicyError, ServerBusy, ...) if it refuses the job.
+        """
+        if self.server_info is None:
+            self.hello()  # learn the limits before sending gigabytes
+        fields: dict[str, Any] = {"job": dict(job)}
+        arrays: list[np.ndarray] = []
+        if inband is not None:
+            fields["inband"], arrays = protocol.inband_table(inband)
+        if echo:
+            fields["echo"] = True
+        msg = self._request("submit", fields, arrays)
+        return JobHandle(self, msg.fields["job"], msg.fields["position"])
+
+
+__all__ = ["Client", "JobHandle", "DEFAULT_ENDPOINT"]

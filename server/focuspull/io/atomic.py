@@ -1,0 +1,127 @@
+"""Atomic file creation: write a temp file beside the target, fsync, then rename.
+
+A reader (Nuke, Resolve, ``--resume``) therefore sees either the old file, no file,
+or the whole new file, never a half-written one: ``os.replace`` is atomic within
+one filesystem, and the temp file lives in the target's directory so it is on the
+same filesystem.
+
+Temp names keep the real extension last (OpenImageIO and FFmpeg choose the format
+by extension) and start with a dot so file browsers and sequence scanners skip
+them: ``shot.0001.exr`` -> ``.shot.0001.exr.<pid>-<random>.tmp.exr``.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import time
+from typing import Iterator
+
+_TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp(\.[^./]*)?$")
+# A temp whose writer cannot be checked (another host on a shared filesystem) is
+# treated as abandoned only after this long.
+STALE_TEMP_AGE_S = 24 * 3600.0
+
+
+def temp_path_for(final_path: str) -> str:
+    """A unique temp path in the directory of ``final_path`` with the same extension."""
+    directory, name = os.path.split(os.fspath(final_path))
+    ext = os.path.splitext(name)[1]
+    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    return os.path.join(directory, f".{name}.{token}.tmp{ext}")
+
+
+def is_temp_path(path: str) -> bool:
+    """True for a name made by :func:`temp_path_for`."""
+    return bool(_TEMP_NAME.match(os.path.basename(os.fspath(path))))
+
+
+def fsync_path(path: str) -> None:
+    """Flush a file's data to stable storage (writers close their own handles)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_directory(directory: str) -> None:
+    # Makes the rename itself durable; not possible on every OS/filesystem.
+    try:
+        fd = os.open(directory or ".", os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_output(final_path: str) -> Iterator[str]:
+    """Yield a temp path to write; on success it is fsynced and renamed to ``final_path``.
+
+    On any exception (including KeyboardInterrupt) the temp file is removed, the
+    exception propagates, and ``final_path`` is left as it was.
+    """
+    final_path = os.fspath(final_path)
+    tmp = temp_path_for(final_path)
+    try:
+        yield tmp
+        if not os.path.isfile(tmp):
+            raise FileNotFoundError(f"the writer did not create {tmp}")
+        fsync_path(tmp)
+        os.replace(tmp, final_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    _fsync_directory(os.path.dirname(final_path))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def remove_stale_temp_files(directory: str, *, max_age_s: float = STALE_TEMP_AGE_S) -> list[str]:
+    """Delete temp files left by writers that died (e.g. SIGKILL, power loss).
+
+    A temp counts as stale when its writer process no longer exists on this host,
+    or when it is older than ``max_age_s`` (writers on other farm hosts share the
+    filesystem but not the process table).  Returns the removed paths.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory or ".")
+    except FileNotFoundError:
+        return removed
+    now = time.time()
+    for name in names:
+        match = _TEMP_NAME.match(name)
+        if not match:
+            continue
+        path = os.path.join(directory, name)
+        try:
+            age_s = now - os.path.getmtime(path)
+        except OSError:
+            continue
+        pid = int(match.group("pid"))
+        if pid != os.getpid() and (not _pid_alive(pid) or age_s > max_age_s):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+                removed.append(path)
+    return removed
+
+
+__all__ = ["atomic_output", "temp_path_for", "is_temp_path", "remove_stale_temp_files", "fsync_path"]

@@ -1,0 +1,238 @@
+"""The layered bokeh renderer: one frame, CoC per pixel -> depth of field.
+
+Algorithm (docs/renderer.md has the long form):
+
+1. Planes uniform in CoC around the focal plane (:mod:`focuspull.mpi`); each pixel is
+   split between its two nearest planes with tent weights; a hidden layer extends the
+   background under foreground edges.
+2. Planes are processed near -> far.  Each plane's premultiplied colour and its
+   coverage are blurred with the aperture at the plane's radius (:mod:`focuspull.blur`),
+   only over the bounding box of its pixels plus the blur radius.
+3. Occlusion: a plane's light is attenuated by ``T = clamp(1 - sum of the blurred
+   coverage of every plane at least two planes nearer)``.  The two planes nearest a
+   plane are skipped because a pixel is split across adjacent planes and must not
+   occlude itself; summing coverage (rather than multiplying transmittances) makes the
+   two halves of a split pixel occlude what is behind as fully as the whole pixel.
+4. The accumulated colour is divided by the accumulated coverage, which removes the
+   darkening at the blurred edges of holes and of the frame.
+
+A sharp foreground therefore gets nothing of the background over it (its coverage is
+1 at every pixel it covers), and a blurred foreground has coverage < 1 across its
+edge band, through which the background (and the hidden layer) shows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from focuspull.aperture import Aperture
+from focuspull.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane
+from focuspull.errors import Cancelled, DepthError, InputError
+from focuspull.lens import Lens, coc_from_depth, describe_bad_pixels
+from focuspull.mpi import PlaneStack, hidden_layer, place_planes, plane_coordinate, plane_weight
+
+_TILE = 32  # px: granularity of each plane's bounding box
+_REC709_LUMA = (0.2126, 0.7152, 0.0722)
+
+
+@dataclass(frozen=True)
+class Highlights:
+    """Bloom for display-referred input (ZDefocus "bloom threshold / gain").
+
+    Scene-linear HDR input needs none: its highlights already carry the energy that makes
+    bokeh balls.  Display-referred input clips them at 1, so pixels whose luminance is above
+    ``threshold`` are multiplied by ``1 + gain * (lum - threshold) / (1 - threshold)``.
+    """
+
+    threshold: float = 0.9
+    gain: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold < 1.0:
+            raise InputError(f"highlight threshold must be in [0, 1), got {self.threshold}",
+                             "pass e.g. --highlight-threshold 0.9")
+        if not (self.gain >= 0.0 and math.isfinite(self.gain)):
+            raise InputError(f"highlight gain must be >= 0, got {self.gain}",
+                             "pass e.g. --highlight-gain 4")
+
+
+def apply_highlights(image: torch.Tensor, highlights: Highlights) -> torch.Tensor:
+    """Boost bright pixels of a ``1xCxHxW`` image (alpha, if any, is left alone)."""
+    rgb = image[:, :3]
+    luma = sum(w * rgb[:, i:i + 1] for i, w in enumerate(_REC709_LUMA))
+    excess = ((luma - highlights.threshold) / (1.0 - highlights.threshold)).clamp_min(0)
+    boosted = rgb * (1.0 + highlights.gain * excess)
+    return torch.cat([boosted, image[:, 3:]], dim=1)
+
+
+def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    image = np.asarray(image)
+    coc_px = np.asarray(coc_px)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise InputError(f"image must be H x W x 3 (RGB) or H x W x 4 (RGBA), got shape {image.shape}",
+                         "pass the colour channels only; depth goes in its own argument")
+    if coc_px.shape != image.shape[:2]:
+        raise InputError(f"CoC/depth is {coc_px.shape[1]}x{coc_px.shape[0]} but the image is "
+                         f"{image.shape[1]}x{image.shape[0]}",
+                         "resize the depth to the image, or use the matching depth pass")
+    bad = ~np.isfinite(coc_px)
+    if bad.any():
+        raise DepthError(f"CoC has {describe_bad_pixels(bad, 'non-finite')}",
+                         "clamp the depth or pass max_radius_px / --max-size")
+    finite = np.isfinite(image)
+    if not finite.all():
+        raise InputError(f"image has {describe_bad_pixels(~finite.all(axis=2), 'NaN/inf')}",
+                         "clean the plate (e.g. Nuke Expression isnan/isinf -> 0) before rendering")
+    return image.astype(np.float32, copy=False), coc_px.astype(np.float32, copy=False)
+
+
+class _PlaneBoxes:
+    """Bounding box of every plane's pixels, from per-tile min/max plane index."""
+
+    def __init__(self, spans: list[tuple[torch.Tensor, torch.Tensor]], height: int, width: int):
+        lo_all, hi_all = None, None
+        for lo, hi in spans:
+            lo_t = -F.max_pool2d(-lo, _TILE, ceil_mode=True)
+            hi_t = F.max_pool2d(hi, _TILE, ceil_mode=True)
+            lo_all = lo_t if lo_all is None else torch.minimum(lo_all, lo_t)
+            hi_all = hi_t if hi_all is None else torch.maximum(hi_all, hi_t)
+        self.lo = lo_all[0, 0].cpu().numpy()
+        self.hi = hi_all[0, 0].cpu().numpy()
+        self.height, self.width = height, width
+
+    def box(self, plane: int, halo: int) -> tuple[int, int, int, int] | None:
+        active = (self.lo <= plane) & (plane <= self.hi)
+        rows = np.flatnonzero(active.any(axis=1))
+        if rows.size == 0:
+            return None
+        cols = np.flatnonzero(active.any(axis=0))
+        y0 = max(0, rows[0] * _TILE - halo)
+        y1 = min(self.height, (rows[-1] + 1) * _TILE + halo)
+        x0 = max(0, cols[0] * _TILE - halo)
+        x1 = min(self.width, (cols[-1] + 1) * _TILE + halo)
+        return y0, y1, x0, x1
+
+
+def _span(index: torch.Tensor, frac: torch.Tensor, mask: torch.Tensor | None):
+    """Lowest and highest plane a pixel touches (as floats for pooling); masked -> empty."""
+    lo = index.to(frac.dtype)
+    hi = lo + (frac > 0).to(frac.dtype)
+    if mask is not None:
+        lo = torch.where(mask > 0, lo, torch.full_like(lo, 1e9))
+        hi = torch.where(mask > 0, hi, torch.full_like(hi, -1e9))
+    return lo, hi
+
+
+def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | None = None,
+               highlights: Highlights | None = None, plane_spacing_px: float = 1.0,
+               device: str | torch.device = "cpu", level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX,
+               dtype: torch.dtype = torch.float32,
+               cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+    """Render depth of field from a per-pixel signed CoC radius.
+
+    Args:
+        image: ``H x W x 3`` or ``H x W x 4`` scene-linear, alpha premultiplied.
+        coc_px: ``H x W`` signed CoC radius in px (positive behind the focal plane).
+        aperture: bokeh shape (default: round disc).
+        highlights: bloom for display-referred input (default: none).
+        plane_spacing_px: CoC distance between adjacent MPI planes (<= 1 px avoids banding).
+        device: torch device to render on.
+        level_radius_px: planes blurred more than twice this radius run on a coarser grid
+            (speed); ``float('inf')`` renders every plane at full resolution.
+        dtype: working precision (float32; float64 for reference checks).
+        cancelled: polled between planes; returning True raises :class:`Cancelled`.
+
+    Returns:
+        The rendered image, same shape, float32.  Pixels with CoC within half a pixel of 0
+        and no blurred neighbour in front are returned unchanged.
+    """
+    image, coc_px = _check_inputs(image, coc_px)
+    if not (plane_spacing_px > 0 and math.isfinite(plane_spacing_px)):
+        raise InputError(f"plane spacing must be a positive number of px, got {plane_spacing_px}",
+                         "use the default of 1.0 px")
+    dev = torch.device(device)
+    height, width, channels = image.shape
+    with torch.no_grad():
+        x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None].contiguous()
+        if highlights is not None:
+            x = apply_highlights(x, highlights)
+        coc = torch.from_numpy(coc_px).to(dev, dtype)[None, None]
+        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
+        reveal = float(coc.abs().max())
+        hid_colour, hid_coc, hid_mask = hidden_layer(x, coc, plane_spacing_px, reveal)
+        vis_index, vis_frac = plane_coordinate(coc, stack)
+        hid_index, hid_frac = plane_coordinate(hid_coc, stack)
+        has_hidden = bool(hid_mask.any())
+        spans = [_span(vis_index, vis_frac, None)]
+        if has_hidden:
+            spans.append(_span(hid_index, hid_frac, hid_mask))
+        boxes = _PlaneBoxes(spans, height, width)
+
+        total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
+        coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)
+        pending = None  # blurred coverage of the previous plane, added to the occlusion one plane late
+        for plane in range(stack.count):
+            if cancelled is not None and cancelled():
+                raise Cancelled("render cancelled", "")
+            radius = stack.radius_px(plane)
+            box = boxes.box(plane, halo=int(math.ceil(radius)) + 1)
+            if box is not None:
+                y0, y1, x0, x1 = box
+                transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
+                if bool(transmit.max() > 0):
+                    blurred = _blur_one(plane, box, radius, x, hid_colour, hid_mask, vis_index,
+                                        vis_frac, hid_index, hid_frac, has_hidden, aperture,
+                                        level_radius_px)
+                    total[..., y0:y1, x0:x1] += blurred * transmit
+                    current = (blurred[:, -1:], box)
+                else:
+                    current = None  # fully hidden: adds nothing, occludes nothing new
+            else:
+                current = None
+            if pending is not None:
+                cov, (py0, py1, px0, px1) = pending
+                coverage_in_front[..., py0:py1, px0:px1] += cov
+            pending = current
+
+        weight = total[:, -1:]
+        out = total[:, :-1] / weight.clamp_min(1e-12)
+        out = torch.where(weight > 1e-12, out, x)
+        return out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
+
+
+def _blur_one(plane, box, radius, x, hid_colour, hid_mask, vis_index, vis_frac, hid_index,
+              hid_frac, has_hidden, aperture, level_radius_px) -> torch.Tensor:
+    """The plane's premultiplied colour + coverage inside ``box``, blurred."""
+    y0, y1, x0, x1 = box
+    crop = (..., slice(y0, y1), slice(x0, x1))
+    w_vis = plane_weight(vis_index[crop], vis_frac[crop], plane)
+    colour = x[crop] * w_vis
+    cover = w_vis
+    if has_hidden:
+        w_hid = plane_weight(hid_index[crop], hid_frac[crop], plane) * hid_mask[crop]
+        colour = colour + hid_colour[crop] * w_hid
+        cover = cover + w_hid
+    layer = torch.cat([colour, cover], dim=1)
+    return blur_plane(layer, radius, aperture, level_radius_px)
+
+
+def render_frame(image: np.ndarray, depth: np.ndarray, lens: Lens, *, depth_math: str = "depth",
+                 aperture: Aperture | None = None, max_radius_px: float | None = None,
+                 highlights: Highlights | None = None, plane_spacing_px: float = 1.0,
+                 device: str | torch.device = "cpu", bad_depth: str = "error",
+                 level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> np.ndarray:
+    """Depth of field for one frame: depth (any convention) + lens -> :func:`render_coc`.
+
+    Example::
+
+        out = focuspull.render_frame(rgb, z, ThinLens(50, 2.0, 36, focus_distance_m=3.0))
+    """
+    coc = coc_from_depth(depth, lens, depth_math, max_radius_px=max_radius_px, bad_depth=bad_depth)
+    return render_coc(image, coc, aperture=aperture, highlights=highlights,
+                      plane_spacing_px=plane_spacing_px, device=device,
+                      level_radius_px=level_radius_px)

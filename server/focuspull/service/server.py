@@ -1,0 +1,304 @@
+"""The server loop: one thread owns the ROUTER socket; workers report through inproc.
+
+Every client message is decoded and validated (``focuspull.protocol``), its token
+checked, and answered; anything wrong becomes an ``error`` reply and a log line,
+never a crash.  Jobs go into a fair queue that one worker per device drains.
+Clients silent for ``client_timeout_s`` have their jobs cancelled; the server sends
+heartbeats to every client with live jobs so clients notice a dead server.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Callable
+
+import zmq
+
+import focuspull
+from focuspull import protocol
+from focuspull.errors import Cancelled, FocuspullError, InputError, ProtocolError
+from focuspull.protocol import UnknownJob
+from focuspull.service.auth import check_token
+from focuspull.service.config import ServerConfig
+from focuspull.service.jobs import CANCELLED, FINISHED, QUEUED, FairQueue, Job
+from focuspull.service.paths import PathPolicy
+from focuspull.service.worker import PipelineRunner, Runner, Worker, describe
+
+log = logging.getLogger("focuspull.service")
+
+STAGES = ("depth", "lens", "mpi", "render", "refine")
+_HISTORY = 256  # finished jobs kept for 'jobs' listings
+_POLL_MS = 100
+
+
+def resolve_devices(device: str) -> list[str]:
+    """'auto' -> every CUDA device, else ['cpu']; otherwise the comma-separated list."""
+    if device != "auto":
+        return [d.strip() for d in device.split(",") if d.strip()] or ["cpu"]
+    try:
+        import torch  # server side only; the client never gets here
+
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # no torch, or a broken driver: CPU still works
+        n = 0
+    return [f"cuda:{i}" for i in range(n)] or ["cpu"]
+
+
+def check_job_paths(spec: Any, policy: PathPolicy) -> Any:
+    """Every path in a RenderJob checked against the policy; returns the job with the
+    resolved absolute paths (relative ones are relative to the first root)."""
+    inp, depth, out = spec.input, spec.depth, spec.output
+    if inp.pattern is not None:
+        inp = dataclasses.replace(inp, pattern=str(policy.check_sequence(inp.pattern, kind="input.pattern")))
+    if depth.pattern is not None:
+        depth = dataclasses.replace(depth, pattern=str(policy.check_sequence(depth.pattern, kind="depth.pattern")))
+    if depth.checkpoint_dir is not None:
+        depth = dataclasses.replace(depth, checkpoint_dir=str(policy.resolve(depth.checkpoint_dir,
+                                                                             kind="depth.checkpoint_dir")))
+    if out.pattern is not None:
+        out = dataclasses.replace(out, pattern=str(policy.check_sequence(out.pattern, kind="output.pattern")))
+    if out.preview is not None:
+        out = dataclasses.replace(out, preview=str(policy.resolve(out.preview, kind="output.preview")))
+    return dataclasses.replace(spec, input=inp, depth=depth, output=out)
+
+
+class Server:
+    """Serve until :meth:`stop` (signal handlers call it).  One instance, one ROUTER."""
+
+    def __init__(self, config: ServerConfig, *,
+                 runner_factory: Callable[[str], Runner] | None = None,
+                 ctx: zmq.Context | None = None) -> None:
+        self.config = config
+        self.policy = PathPolicy(config.roots)
+        self.limits = protocol.Limits(max_message_bytes=config.max_message_bytes)
+        self.queue = FairQueue(config.max_queued)
+        self.jobs: OrderedDict[str, Job] = OrderedDict()
+        self.last_seen: dict[bytes, float] = {}
+        self.recent_submits: OrderedDict[tuple[bytes, str], dict] = OrderedDict()
+        self.stopping = threading.Event()
+        self.runner_factory = runner_factory or PipelineRunner
+        self.ctx = ctx or zmq.Context.instance()
+        self.devices = resolve_devices(config.device)
+        self.workers: list[Worker] = []
+        self.started = time.time()
+        self.router: zmq.Socket | None = None
+        self.bound: str | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the loop to finish (safe from a signal handler or another thread)."""
+        self.stopping.set()
+
+    def serve(self) -> None:
+        router = self.ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable -> EHOSTUNREACH, not a silent drop
+        router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity
+        router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)  # per frame, before buffering
+        router.setsockopt(zmq.SNDHWM, 0)  # results must not be dropped; client timeouts bound memory
+        router.setsockopt(zmq.LINGER, 1000)
+        router.bind(self.config.bind)
+        self.router = router
+        self.bound = router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        events_endpoint = f"inproc://focuspull-events-{id(self)}"
+        pull = self.ctx.socket(zmq.PULL)
+        pull.bind(events_endpoint)
+        worker_stop = threading.Event()
+        self.workers = [Worker(d, self.queue, self.ctx, events_endpoint, self.runner_factory, worker_stop)
+                        for d in self.devices]
+        for w in self.workers:
+            w.start()
+        log.info("focuspull %s serving on %s (devices %s, roots %s, auth %s)", focuspull.__version__,
+                 self.bound, ",".join(self.devices), list(map(str, self.policy.roots)) or "none",
+                 "on" if self.config.token else "off")
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        poller.register(pull, zmq.POLLIN)
+        next_beat = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                ready = dict(poller.poll(_POLL_MS))
+                if pull in ready:
+                    self._forward_events(pull)
+                if router in ready:
+                    for _ in range(100):  # bounded, so worker events are not starved
+                        try:
+                            frames = router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle(frames)
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + self.config.heartbeat_s
+                    self._beat()
+        finally:
+            self._shutdown(pull, worker_stop)
+
+    def _shutdown(self, pull: zmq.Socket, worker_stop: threading.Event) -> None:
+        log.info("shutting down: cancelling %d queued job(s) and the running ones", len(self.queue))
+        for job in self.queue.drain():
+            self._finish_cancelled(job, "the server is shutting down")
+        for w in self.workers:
+            if w.current is not None:
+                w.current.cancel.set()  # the pipeline abandons the frame; nothing partial is written
+        worker_stop.set()
+        deadline = time.monotonic() + 60.0
+        for w in self.workers:
+            w.join(max(0.0, deadline - time.monotonic()))
+        self._forward_events(pull)  # let clients see their 'cancelled' errors
+        pull.close(linger=0)
+        assert self.router is not None
+        self.router.close(linger=1000)
+        log.info("server stopped")
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _send(self, ident: bytes, frames: list) -> None:
+        assert self.router is not None
+        try:
+            self.router.send_multipart([ident, *frames], copy=False, flags=zmq.NOBLOCK)
+        except zmq.ZMQError as exc:  # the client went away; its jobs time out via heartbeats
+            log.debug("cannot reach client %s: %s", ident.hex(), exc)
+
+    def _reply(self, ident: bytes, msg_type: str, fields: dict, arrays=()) -> None:
+        self._send(ident, protocol.encode(msg_type, fields, arrays))
+
+    def _forward_events(self, pull: zmq.Socket) -> None:
+        while True:
+            try:
+                frames = pull.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self._send(frames[0].bytes, frames[1:])
+
+    def _beat(self) -> None:
+        now = time.time()
+        live: dict[bytes, list[Job]] = {}
+        for job in self.jobs.values():
+            if job.state not in FINISHED:
+                live.setdefault(job.client, []).append(job)
+        for client, jobs in live.items():
+            silent = now - self.last_seen.get(client, now)
+            if silent > self.config.client_timeout_s:
+                log.warning("client %s silent for %.1f s: cancelling its %d job(s)",
+                            client.hex(), silent, len(jobs))
+                for job in jobs:
+                    self._cancel(job, "the client stopped sending heartbeats")
+            else:
+                self._reply(client, "heartbeat", {})
+        # Forget clients with nothing live, and old finished jobs.
+        for client in [c for c in self.last_seen if c not in live and now - self.last_seen[c] > 60]:
+            del self.last_seen[client]
+        finished = [j for j in self.jobs.values() if j.state in FINISHED]
+        for job in finished[:max(0, len(finished) - _HISTORY)]:
+            del self.jobs[job.id]
+
+    # -- messages ------------------------------------------------------------------------
+    def _handle(self, frames: list) -> None:
+        ident = frames[0].bytes
+        self.last_seen[ident] = time.time()
+        req_id = None
+        try:
+            try:
+                header = protocol.decode_header(frames[1], self.limits) if len(frames) > 1 else {}
+                rid = header.get("id")
+                req_id = rid if isinstance(rid, str) and len(rid) <= 128 else None
+            except FocuspullError:
+                pass  # decode() below raises the full error
+            msg = protocol.decode(frames[1:], self.limits, expect=protocol.CLIENT_TYPES)
+            check_token(self.config.token, msg.token)
+            handler = getattr(self, f"_on_{msg.type}")
+            reply = handler(ident, msg, frames)
+            if reply is not None:
+                self._reply(ident, reply[0], {"re": req_id, **reply[1]})
+        except FocuspullError as exc:
+            log.warning("refused a message from %s: %s", ident.hex(), exc)
+            self._reply(ident, "error", {"re": req_id, **protocol.error_fields(exc)})
+        except Exception as exc:  # a bug must not take the server down
+            log.exception("error handling a message from %s", ident.hex())
+            self._reply(ident, "error", {"re": req_id, **protocol.error_fields(exc)})
+
+    def _on_heartbeat(self, ident, msg, frames):
+        return None
+
+    def _on_ping(self, ident, msg, frames):
+        return "pong", {"time": time.time()}
+
+    def _on_hello(self, ident, msg, frames):
+        models = sorted({m for w in self.workers if w.runner is not None and hasattr(w.runner, "models")
+                         for m in w.runner.models()})
+        limits = {"max_message_bytes": self.limits.max_message_bytes,
+                  "max_header_bytes": self.limits.max_header_bytes,
+                  "max_arrays": self.limits.max_arrays, "max_frames": self.config.max_frames,
+                  "max_queued": self.config.max_queued, "dtypes": list(protocol.DTYPES),
+                  "heartbeat_s": self.config.heartbeat_s, "client_timeout_s": self.config.client_timeout_s}
+        return "welcome", {"server": focuspull.__version__, "protocol": protocol.PROTOCOL_VERSION,
+                           "devices": list(self.devices), "stages": list(STAGES), "models": models,
+                           "limits": limits}
+
+    def _on_status(self, ident, msg, frames):
+        running = [j.id for j in self.jobs.values() if j.state == "running"]
+        return "status_reply", {"uptime_s": time.time() - self.started, "queued": len(self.queue),
+                                "running": running, "workers": describe(self.workers),
+                                "clients": len(self.last_seen)}
+
+    def _on_jobs(self, ident, msg, frames):
+        return "jobs_reply", {"jobs": [j.summary() for j in self.jobs.values()]}
+
+    def _on_cancel(self, ident, msg, frames):
+        job = self.jobs.get(msg.fields["job"])
+        if job is None:
+            raise UnknownJob(f"no job {msg.fields['job']!r} on this server",
+                             "list jobs with Client.jobs() / 'focuspull submit --jobs'")
+        self._cancel(job, "cancelled by a client")
+        return "cancelling", {"job": job.id, "state": job.state}
+
+    def _cancel(self, job: Job, why: str) -> None:
+        job.cancel.set()
+        if job.state == QUEUED and self.queue.remove(job.id) is not None:
+            self._finish_cancelled(job, why)
+        # A running job sees the flag between frames; its worker sends the error.
+
+    def _finish_cancelled(self, job: Job, why: str) -> None:
+        job.state, job.finished = CANCELLED, time.time()
+        job.release()
+        self._reply(job.client, "error", {"job": job.id, **protocol.error_fields(
+            Cancelled(f"job {job.id} was cancelled before it started: {why}", "nothing was written"))})
+
+    def _on_submit(self, ident, msg, frames):
+        key = (ident, msg.fields["id"])
+        if key in self.recent_submits:  # a lazy-pirate retry of a submit that did arrive
+            return "accepted", self.recent_submits[key]
+        echo = bool(msg.fields.get("echo"))
+        table = msg.fields.get("inband")
+        inband = None
+        if table is not None:
+            inband = protocol.inband_frames(table, msg.arrays, max_frames=self.config.max_frames)
+        elif msg.arrays:
+            raise ProtocolError(f"submit carries {len(msg.arrays)} array frame(s) but no 'inband' table",
+                                "describe in-band frames in 'inband'")
+        if echo:
+            spec: Any = msg.fields["job"]
+        else:
+            from focuspull.job import RenderJob  # no torch
+
+            spec = RenderJob.from_dict(msg.fields["job"])
+            n_frames = len(spec.frames) or len(inband or ())
+            if n_frames > self.config.max_frames:
+                raise InputError(f"the job has {n_frames} frames; this server takes at most "
+                                 f"{self.config.max_frames} per job",
+                                 "split the shot into several jobs or raise --max-frames")
+            if inband is not None and spec.input.pattern is not None:
+                raise InputError("the job names input.pattern and also carries in-band frames",
+                                 "send one or the other")
+            spec = check_job_paths(spec, self.policy)
+        job = Job(client=ident, spec=spec, inband=inband, echo=echo,
+                  keepalive=frames if inband else None, total=len(inband or ()))
+        position = self.queue.put(job)
+        self.jobs[job.id] = job
+        accepted = {"job": job.id, "position": position}
+        self.recent_submits[key] = accepted
+        while len(self.recent_submits) > 1024:
+            self.recent_submits.popitem(last=False)
+        log.info("job %s queued for %s at position %d", job.id, ident.hex(), position)
+        return "accepted", accepted

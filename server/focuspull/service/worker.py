@@ -1,0 +1,154 @@
+"""Worker threads: one per device, each running jobs from the fair queue.
+
+A worker never touches the ROUTER socket (one socket per thread): it has its own
+PUSH socket to the server thread's inproc PULL socket and sends fully encoded
+replies prefixed with the client's routing identity; the server thread forwards them.
+
+The runner is injected (``runner_factory(device) -> runner``) so the queue, cancel
+and error handling are testable with a stand-in; the default runs the real
+pipeline.  The factory is called once in the worker thread, which is where models
+and other per-device state get loaded, once.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any, Callable, Protocol
+
+import numpy as np
+import zmq
+
+from focuspull import protocol
+from focuspull.errors import Cancelled
+from focuspull.service.jobs import CANCELLED, DONE, FAILED, RUNNING, FairQueue, Job
+
+log = logging.getLogger("focuspull.service")
+
+
+class Runner(Protocol):
+    def __call__(self, job: Job, on_event: Callable[[dict], None],
+                 cancelled: Callable[[], bool]) -> dict[int, np.ndarray]:
+        """Run ``job``; return in-band result frames ({} when written to disk)."""
+
+
+class PipelineRunner:
+    """The real thing: ``focuspull.pipeline.run_job`` on one device."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        # Imported here, in the worker thread, so torch loads once per process and
+        # host-side imports of focuspull.service.* stay light.
+        from focuspull import pipeline
+
+        self._run_job = pipeline.run_job
+
+    def models(self) -> list[str]:
+        return []
+
+    def __call__(self, job: Job, on_event, cancelled) -> dict[int, np.ndarray]:
+        spec = job.spec
+        if getattr(spec, "device", self.device) != self.device:
+            spec = spec.replace(device=self.device)
+        result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband)
+        return dict(getattr(result, "frames", None) or {})
+
+
+def echo(job: Job, on_event, cancelled) -> dict[int, np.ndarray]:
+    """Transport-only job (``submit`` with ``echo``): return the in-band images as-is."""
+    frames = job.inband or {}
+    t0 = time.perf_counter()
+    for i, n in enumerate(sorted(frames)):
+        if cancelled():
+            raise Cancelled("job cancelled", "nothing was written")
+        on_event({"type": "frame", "frame": n, "done": i + 1, "total": len(frames),
+                  "fps": (i + 1) / max(time.perf_counter() - t0, 1e-9), "eta_s": 0.0, "path": None})
+    return {n: frames[n]["rgba"] for n in frames}
+
+
+class Worker(threading.Thread):
+    """Takes jobs from ``queue`` until ``stopping`` is set; reports through ``endpoint``."""
+
+    def __init__(self, device: str, queue: FairQueue, ctx: zmq.Context, endpoint: str,
+                 runner_factory: Callable[[str], Runner], stopping: threading.Event) -> None:
+        super().__init__(name=f"focuspull-worker-{device}", daemon=True)
+        self.device = device
+        self.queue = queue
+        self.ctx = ctx
+        self.endpoint = endpoint
+        self.runner_factory = runner_factory
+        self.stopping = stopping
+        self.current: Job | None = None
+        self.runner: Runner | None = None
+        self.ready = threading.Event()
+        self.load_error: BaseException | None = None
+
+    def run(self) -> None:
+        push = self.ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 2000)
+        push.connect(self.endpoint)
+        try:
+            try:
+                self.runner = self.runner_factory(self.device)
+            except Exception as exc:  # reported per job: the server keeps serving echo/status
+                log.exception("worker %s could not load the pipeline", self.device)
+                self.load_error = exc
+            self.ready.set()
+            while not self.stopping.is_set():
+                job = self.queue.get(timeout=0.2)
+                if job is not None:
+                    self.current = job
+                    try:
+                        self._run(job, push)
+                    finally:
+                        self.current = None
+                        job.release()
+        finally:
+            push.close()
+
+    def _run(self, job: Job, push: zmq.Socket) -> None:
+        def send(msg_type: str, fields: dict, arrays=()) -> None:
+            push.send_multipart([job.client, *protocol.encode(msg_type, fields, arrays)], copy=False)
+
+        def on_event(event: dict) -> None:
+            job.done = int(event.get("done", job.done))
+            job.total = int(event.get("total", job.total))
+            send("progress", {"job": job.id, "frame": int(event["frame"]), "done": job.done,
+                              "total": job.total, "fps": float(event.get("fps") or 0.0),
+                              "eta_s": float(event.get("eta_s") or 0.0), "path": event.get("path")})
+
+        job.state, job.device = RUNNING, self.device
+        t0 = time.perf_counter()
+        log.info("job %s started on %s", job.id, self.device)
+        try:
+            if job.cancel.is_set():
+                raise Cancelled("job cancelled before it started", "nothing was written")
+            if job.echo:
+                frames = echo(job, on_event, job.cancel.is_set)
+            elif self.runner is None:
+                raise self.load_error or RuntimeError("no pipeline")
+            else:
+                frames = self.runner(job, on_event, job.cancel.is_set)
+            for n in sorted(frames):
+                if job.cancel.is_set():
+                    raise Cancelled("job cancelled while sending results", "resubmit to get the frames")
+                send("result", {"job": job.id, "frame": int(n)}, [np.asarray(frames[n])])
+            send("done", {"job": job.id, "frames": sorted(int(n) for n in frames),
+                          "elapsed_s": time.perf_counter() - t0})
+            job.state = DONE
+            log.info("job %s done: %d frame(s) in %.2f s", job.id, job.done, time.perf_counter() - t0)
+        except Exception as exc:  # any failure ends this job only; the worker keeps going
+            job.state = CANCELLED if isinstance(exc, Cancelled) else FAILED
+            if isinstance(exc, Cancelled):
+                log.info("job %s cancelled", job.id)
+            else:
+                log.error("job %s failed: %s", job.id, exc, exc_info=not hasattr(exc, "code"))
+            send("error", {"job": job.id, **protocol.error_fields(exc)})
+        finally:
+            job.finished = time.time()
+
+
+def describe(workers: list[Worker]) -> list[dict[str, Any]]:
+    """Worker rows for ``status_reply``."""
+    return [{"device": w.device, "job": w.current.id if w.current else None,
+             "alive": w.is_alive()} for w in workers]

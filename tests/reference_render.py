@@ -1,0 +1,54 @@
+"""A deliberately plain float64 numpy implementation of the renderer's formulation.
+
+No crops, no coarse levels, no torch in the compositing: every plane is blurred over the
+whole frame by a direct FFT convolution and composited with the same occlusion rule.
+Plane placement and the hidden layer are shared with focuspull (they are inputs here).
+"""
+import numpy as np
+import torch
+
+from focuspull.aperture import aperture_kernel
+from focuspull.mpi import hidden_layer, place_planes
+
+
+def _convolve_full(img, kernel):
+    """Linear 'same' convolution of HxWxC with a (2R+1)^2 kernel, zero outside."""
+    h, w, _ = img.shape
+    r = kernel.shape[0] // 2
+    fh, fw = h + 2 * r, w + 2 * r
+    spec = np.fft.rfft2(img, s=(fh, fw), axes=(0, 1))
+    kspec = np.fft.rfft2(kernel.astype(np.float64), s=(fh, fw))
+    full = np.fft.irfft2(spec * kspec[..., None], s=(fh, fw), axes=(0, 1))
+    return full[r:r + h, r:r + w]
+
+
+def _tent(coc, stack, plane):
+    f = np.clip(coc / stack.spacing_px - stack.first, 0, stack.count - 1)
+    return np.clip(1.0 - np.abs(f - plane), 0.0, 1.0)
+
+
+def reference_render(image, coc, aperture=None, spacing=1.0):
+    image = image.astype(np.float64)
+    coc = coc.astype(np.float64)
+    h, w, c = image.shape
+    stack = place_planes(coc.min(), coc.max(), spacing)
+    t_img = torch.from_numpy(image).permute(2, 0, 1)[None]
+    t_coc = torch.from_numpy(coc)[None, None]
+    hid_col, hid_coc, hid_mask = hidden_layer(t_img, t_coc, spacing, float(np.abs(coc).max()))
+    hid_col = hid_col[0].permute(1, 2, 0).numpy()
+    hid_coc = hid_coc[0, 0].numpy()
+    hid_mask = hid_mask[0, 0].numpy()
+    total = np.zeros((h, w, c + 1))
+    blurred_cover = []  # per plane, near -> far
+    for p in range(stack.count):
+        wv = _tent(coc, stack, p)
+        wh = _tent(hid_coc, stack, p) * hid_mask
+        layer = np.concatenate([image * wv[..., None] + hid_col * wh[..., None],
+                                (wv + wh)[..., None]], axis=2)
+        kernel = aperture_kernel(aperture, stack.radius_px(p))
+        b = _convolve_full(layer, kernel)
+        in_front = sum(blurred_cover[:max(0, p - 1)], np.zeros((h, w)))
+        transmit = np.clip(1.0 - in_front, 0.0, 1.0)
+        total += b * transmit[..., None]
+        blurred_cover.append(b[..., -1])
+    return total[..., :c] / total[..., c:]

@@ -1,0 +1,116 @@
+"""focuspull.io.preflight: one error listing every problem of a sequence, from headers only."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from focuspull.errors import InputError, SequenceError
+from focuspull.io.frames import SequencePattern, parse_frame_range
+from focuspull.io.images import write_image
+from focuspull.io.preflight import preflight
+
+H, W = 12, 16
+
+
+def _frame(path, names=("R", "G", "B", "A", "Z"), shape=(H, W), **kw):
+    pixels = np.full((*shape, len(names)), 0.25, np.float32)
+    write_image(path, pixels, list(names), **kw)
+
+
+def _sequence(tmp_path, frames, **kw):
+    for frame in frames:
+        _frame(tmp_path / f"shot.{frame:04d}.exr", **kw)
+    return str(tmp_path / "shot.####.exr")
+
+
+def test_good_sequence_reports_size_channels_and_depth(tmp_path):
+    pattern = _sequence(tmp_path, range(1001, 1006),
+                        metadata={"pixelAspectRatio": 2.0, "timecode": "10:00:00:00"})
+    info = preflight(pattern, parse_frame_range("1001-1005"))
+    assert (info.width, info.height) == (W, H)
+    assert info.depth_channel == "Z"
+    assert set(info.channel_names) == {"R", "G", "B", "A", "Z"}
+    assert info.metadata_of_first["pixelAspectRatio"] == 2.0
+    assert info.metadata_of_first["timecode"] == "10:00:00:00"
+    assert info.frames == [1001, 1002, 1003, 1004, 1005]
+    assert preflight(SequencePattern(pattern), [1003], depth_channel="A").depth_channel == "A"
+
+
+def test_all_problems_in_one_error(tmp_path):
+    frames = parse_frame_range("1001-1021")
+    present = [f for f in frames if not (1004 <= f <= 1010 or f == 1020)]
+    pattern = _sequence(tmp_path, present)
+    _frame(tmp_path / "shot.1012.exr", shape=(H + 2, W))              # wrong size
+    _frame(tmp_path / "shot.1015.exr", names=("R", "G", "B", "A"))    # no depth
+    with pytest.raises(SequenceError) as err:
+        preflight(pattern, frames)
+    message = err.value.message
+    assert "8 missing frames 1004-1010, 1020" in message
+    assert "shot.1012.exr is 16x14" in message and "not 16x12" in message
+    assert "shot.1015.exr (channels R,G,B,A)" in message and "'Z'" in message
+    assert err.value.hint
+
+
+def test_no_depth_channel_names_file_and_channels(tmp_path):
+    pattern = _sequence(tmp_path, [1, 2], names=("R", "G", "B", "A"))
+    with pytest.raises(SequenceError) as err:
+        preflight(pattern, [1, 2])
+    assert "shot.0001.exr" in err.value.message and "R,G,B,A" in err.value.message
+    with pytest.raises(SequenceError) as err:
+        preflight(pattern, [1, 2], depth_channel="depth.Z")
+    assert "'depth.Z' not found" in err.value.message and "R,G,B,A" in err.value.message
+    # depth from a model: not an error, no channel
+    assert preflight(pattern, [1, 2], depth_required=False).depth_channel is None
+
+
+def test_layered_depth_is_found(tmp_path):
+    pattern = _sequence(tmp_path, [7], names=("R", "G", "B", "A", "depth.Z"))
+    assert preflight(pattern, [7]).depth_channel == "depth.Z"
+
+
+def test_separate_depth_sequence(tmp_path):
+    pattern = _sequence(tmp_path, [1, 2, 3], names=("R", "G", "B"))
+    for frame in (1, 2, 3):
+        _frame(tmp_path / f"depth.{frame:04d}.png", names=("Y",), bits=16)
+    info = preflight(pattern, [1, 2, 3], depth_pattern=str(tmp_path / "depth.%04d.png"))
+    assert info.depth_channel == "Y" and info.depth_channel_names == ["Y"]
+    assert info.depth_pattern == str(tmp_path / "depth.%04d.png")
+    # a depth frame missing and one of the wrong size: both reported
+    (tmp_path / "depth.0002.png").unlink()
+    _frame(tmp_path / "depth.0003.png", names=("Y",), shape=(H, W * 2))
+    with pytest.raises(SequenceError) as err:
+        preflight(pattern, [1, 2, 3], depth_pattern=str(tmp_path / "depth.%04d.png"))
+    assert "depth: 1 missing frame 2" in err.value.message
+    assert "depth.0003.png is 32x12" in err.value.message
+
+
+def test_missing_everything_and_empty_range(tmp_path):
+    with pytest.raises(SequenceError) as err:
+        preflight(str(tmp_path / "nothing.####.exr"), range(1, 101))
+    assert "100 missing frames 1-100" in err.value.message
+    with pytest.raises(InputError):
+        preflight(str(tmp_path / "nothing.####.exr"), [])
+
+
+def test_unreadable_file_is_listed(tmp_path):
+    pattern = _sequence(tmp_path, [1, 2])
+    (tmp_path / "shot.0003.exr").write_bytes(b"garbage, not an exr")
+    with pytest.raises(SequenceError) as err:
+        preflight(pattern, [1, 2, 3])
+    assert "cannot open shot.0003.exr" in err.value.message
+
+
+def test_single_image_serves_all_frames(tmp_path):
+    _frame(tmp_path / "still.exr")
+    info = preflight(str(tmp_path / "still.exr"), range(1, 50))
+    assert (info.width, info.height, info.depth_channel) == (W, H, "Z")
+
+
+def test_only_headers_are_read(tmp_path):
+    """Preflight is fast because it never decodes pixels: a frame truncated after its
+    header passes here (the render's read reports it, and --resume redoes it)."""
+    pattern = _sequence(tmp_path, [1, 2])
+    path = tmp_path / "shot.0002.exr"
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])
+    assert preflight(pattern, [1, 2]).depth_channel == "Z"
