@@ -63,3 +63,10 @@ def test_impossible_lenses_are_refused():
         ThinLens(fstop=0)
     with pytest.raises(LensError, match="metric depth"):
         coc_from_depth(np.ones((2, 2), np.float32), ThinLens(), "disparity_norm")
+
+
+def test_numpy_scalars_are_accepted_and_strings_are_not():
+    lens = ThinLens(np.float32(50), np.float64(2.8), np.int64(36), np.float32(3.0))
+    assert lens.k_px(100) > 0
+    with pytest.raises(LensError):
+        ThinLens(fstop="2.8")

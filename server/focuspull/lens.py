@@ -17,6 +17,7 @@ multiplying by the image width converts it to pixels.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Union
 
@@ -114,7 +115,8 @@ Lens = Union[ThinLens, ArtisticLens, LinearLens]
 
 
 def _positive(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) \
+            or not (math.isfinite(value) and value > 0):
         raise LensError(f"{name} must be a finite number > 0, got {value!r}",
                         f"set {name} to a positive value")
 

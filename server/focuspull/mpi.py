@@ -54,28 +54,14 @@ def place_planes(coc_min_px: float, coc_max_px: float, spacing_px: float = 1.0) 
     return PlaneStack(first=lo, count=hi - lo + 1, spacing_px=float(spacing_px))
 
 
-def plane_coordinate(coc_px: torch.Tensor, stack: PlaneStack) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lower plane index and tent weight of the upper one.
-
-    Returns ``(index, frac)``: the pixel has weight ``1 - frac`` on plane ``index`` and
-    ``frac`` on plane ``index + 1`` (``frac`` is 0 for pixels exactly on a plane).
-    """
-    f = coc_px / stack.spacing_px - stack.first
-    f = f.clamp(0, stack.count - 1)
-    index = torch.floor(f)
-    frac = f - index
-    # The last plane has no upper neighbour: fold its (zero) weight back onto it.
-    top = index >= stack.count - 1
-    index = torch.where(top, torch.full_like(index, stack.count - 1), index)
-    frac = torch.where(top, torch.zeros_like(frac), frac)
-    return index.to(torch.int32), frac
+def plane_coordinate(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
+    """Continuous plane coordinate: ``f = i`` exactly on plane ``i``, clamped to the stack."""
+    return (coc_px / stack.spacing_px - stack.first).clamp(0, stack.count - 1)
 
 
-def plane_weight(index: torch.Tensor, frac: torch.Tensor, plane: int) -> torch.Tensor:
-    """Tent weight of every pixel on one plane (float, same shape as ``frac``)."""
-    lower = (index == plane).to(frac.dtype) * (1.0 - frac)
-    upper = (index == plane - 1).to(frac.dtype) * frac
-    return lower + upper
+def plane_weight(coordinate: torch.Tensor, plane: int) -> torch.Tensor:
+    """Tent weight on one plane: ``max(0, 1 - |f - plane|)``; a pixel's weights sum to 1."""
+    return (1.0 - (coordinate - plane).abs()).clamp_min(0.0)
 
 
 def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
@@ -98,29 +84,48 @@ def _coarse_max_filter(coc: torch.Tensor, radius: int) -> torch.Tensor:
     return F.interpolate(coarse, scale_factor=step, mode="nearest")[..., :h, :w]
 
 
-def _push_pull(values: torch.Tensor, weight: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Fill every pixel with a weighted average of the nearest known pixels (pyramid).
+def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fill unknown pixels from the *nearest* known ones, up to ``reach_px`` away.
 
-    values: ``1xCxHxW``; weight: ``1x1xHxW`` averaging weights (0 where unknown);
-    known: ``1x1xHxW`` 0/1, how much of a pixel is known (controls blending per level).
+    values: ``1xCxHxW``; weight: ``1x1xHxW`` averaging weights (0 = unknown).  Works on a
+    grid of ``step``-px cells (each cell the weighted mean of its known pixels), grown one
+    cell per iteration, so a pixel takes the colour of whatever known region is closest:
+    the background beside an edge, not a foreground interior farther away.
+
+    Returns ``(filled 1xCxHxW, reached 1x1xHxW bool)``.
     """
-    levels = [(values * weight, weight, known)]
-    while min(levels[-1][0].shape[-2:]) > 1:
-        v, w, k = levels[-1]
-        levels.append(tuple(F.avg_pool2d(t, 2, ceil_mode=True) for t in (v, w, k)))
-    v, w, _ = levels[-1]
-    filled = v / w.clamp_min(1e-30)
-    for v, w, k in reversed(levels[:-1]):
-        up = F.interpolate(filled, size=v.shape[-2:], mode="bilinear", align_corners=False)
-        own = v / w.clamp_min(1e-30)
-        a = (k * 2.0).clamp(0, 1)
-        filled = a * own + (1 - a) * up
-    return filled
+    step = max(1, math.ceil(reach_px / 8))
+    h, w = values.shape[-2:]
+    num = F.avg_pool2d(values * weight, step, ceil_mode=True)
+    den = F.avg_pool2d(weight, step, ceil_mode=True)
+    known = den > 1e-12
+    for _ in range(math.ceil(reach_px / step) + 2):
+        n3 = F.avg_pool2d(num * known, 3, stride=1, padding=1)
+        d3 = F.avg_pool2d(den * known, 3, stride=1, padding=1)
+        grow = ~known & (d3 > 1e-12)
+        if not bool(grow.any()):
+            break
+        num = torch.where(grow, n3, num)
+        den = torch.where(grow, d3, den)
+        known = known | grow
+    cells = num / den.clamp_min(1e-30)
+    if step == 1:
+        return cells, known
+    filled = F.interpolate(cells, scale_factor=step, mode="bilinear", align_corners=False)
+    reached = F.interpolate(known.to(values.dtype), scale_factor=step, mode="nearest") > 0
+    return filled[..., :h, :w], reached[..., :h, :w]
 
 
 def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
                  reveal_radius_px: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Estimate the background hidden behind foreground edges.
+
+    A pixel is on the near side of an edge when a pixel within 2 px lies at least
+    :data:`HIDDEN_MIN_GAP_PLANES` planes farther (a slanted surface changes far less
+    than that over 2 px, so it has no hidden layer).  The far side's CoC is carried
+    ``reveal_radius_px`` under the foreground; wherever the foreground is nearer than it
+    by the gap and is itself blurred (more than one plane from focus), a hidden surface
+    is filled in from the nearest background by a depth-weighted push-pull.
 
     Args:
         image: ``1xCxHxW`` premultiplied colour (alpha, if any, as the last channel).
@@ -131,23 +136,33 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
 
     Returns:
         ``(colour 1xCxHxW, coc 1x1xHxW, mask 1x1xHxW)``: where ``mask`` is 1 there is a
-        hidden surface with that colour and CoC at least 3 planes behind the visible one.
+        hidden surface with that colour and CoC at least the gap behind the visible one.
     """
+    none = (torch.zeros_like(image), coc, torch.zeros_like(coc))
     radius = int(math.ceil(reveal_radius_px))
-    if radius < 1:
-        empty = torch.zeros_like(coc)
-        return torch.zeros_like(image), coc, empty
-    far = _coarse_max_filter(coc, radius)
     gap = HIDDEN_MIN_GAP_PLANES * spacing_px
-    occluder = (far - coc) >= gap
+    if radius < 1:
+        return none
+    local_far = _max_filter(coc, 2)
+    edge = (local_far - coc) >= gap
+    if not bool(edge.any()):
+        return none
+    lowest = torch.finfo(coc.dtype).min
+    far = _coarse_max_filter(torch.where(edge, local_far, torch.full_like(coc, lowest)), radius)
+    occluder = ((far - coc) >= gap) & (coc.abs() > spacing_px)
     if not bool(occluder.any()):
-        return torch.zeros_like(image), coc, torch.zeros_like(coc)
-    known = (~occluder).to(image.dtype)
-    # Prefer the farthest nearby surface: exp weights make a surface one plane farther
-    # count ~e^1.3 times more, so background wins over the foreground interior.
-    rel = (coc - coc.amax()) / max(spacing_px, 1e-6)
-    depth_weight = torch.exp((1.3 * rel).clamp(min=-60.0))
-    filled = _push_pull(torch.cat([image, coc], dim=1), known * depth_weight, known)
+        return none
+    # Sources are surfaces at least the gap behind the nearest occluder (within 4x the
+    # reveal radius): the background of each edge, never the foreground's own interior.
+    big = torch.finfo(coc.dtype).max
+    occluder_coc = torch.where(occluder, coc, torch.full_like(coc, big))
+    nearest_occluder = -_coarse_max_filter(-occluder_coc, 4 * radius)
+    background = (~occluder) & (coc >= nearest_occluder + gap)
+    # What hides behind an edge is unknown; spreading a point light seen next to it over
+    # the whole band would invent energy, so highlights barely count in the average.
+    luma = image[:, :3].clamp_min(0).mean(dim=1, keepdim=True)
+    weight = background.to(image.dtype) / (1.0 + luma) ** 2
+    filled, reached = _extend(torch.cat([image, coc], dim=1), weight, radius)
     hidden_colour, hidden_coc = filled[:, :-1], filled[:, -1:]
-    mask = occluder & ((hidden_coc - coc) >= gap)
+    mask = occluder & reached & ((hidden_coc - coc) >= gap)
     return hidden_colour, hidden_coc, mask.to(image.dtype)

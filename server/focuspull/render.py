@@ -31,10 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from focuspull.aperture import Aperture
-from focuspull.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane
+from focuspull.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, level_scale
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.mpi import PlaneStack, hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.mpi import hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
 _REC709_LUMA = (0.2126, 0.7152, 0.0722)
@@ -91,8 +92,8 @@ def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np
     return image.astype(np.float32, copy=False), coc_px.astype(np.float32, copy=False)
 
 
-class _PlaneBoxes:
-    """Bounding box of every plane's pixels, from per-tile min/max plane index."""
+class _PlaneTiles:
+    """Per tile, the lowest and highest plane any of its pixels touches."""
 
     def __init__(self, spans: list[tuple[torch.Tensor, torch.Tensor]], height: int, width: int):
         lo_all, hi_all = None, None
@@ -105,26 +106,25 @@ class _PlaneBoxes:
         self.hi = hi_all[0, 0].cpu().numpy()
         self.height, self.width = height, width
 
-    def box(self, plane: int, halo: int) -> tuple[int, int, int, int] | None:
+    def regions(self, plane: int, halo_px: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
+        """``(crop box, core box, owned tiles)`` per rectangle; boxes are ``y0, y1, x0, x1`` px."""
         active = (self.lo <= plane) & (plane <= self.hi)
-        rows = np.flatnonzero(active.any(axis=1))
-        if rows.size == 0:
-            return None
-        cols = np.flatnonzero(active.any(axis=0))
-        y0 = max(0, rows[0] * _TILE - halo)
-        y1 = min(self.height, (rows[-1] + 1) * _TILE + halo)
-        x0 = max(0, cols[0] * _TILE - halo)
-        x1 = min(self.width, (cols[-1] + 1) * _TILE + halo)
-        return y0, y1, x0, x1
+        if not active.any():
+            return []
+        out = []
+        for reg in plane_regions(active, halo_px / _TILE):
+            core = (reg.r0 * _TILE, min(self.height, reg.r1 * _TILE),
+                    reg.c0 * _TILE, min(self.width, reg.c1 * _TILE))
+            crop = (max(0, core[0] - halo_px), min(self.height, core[1] + halo_px),
+                    max(0, core[2] - halo_px), min(self.width, core[3] + halo_px))
+            out.append((crop, core, reg.owned))
+        return out
 
 
-def _span(index: torch.Tensor, frac: torch.Tensor, mask: torch.Tensor | None):
-    """Lowest and highest plane a pixel touches (as floats for pooling); masked -> empty."""
-    lo = index.to(frac.dtype)
-    hi = lo + (frac > 0).to(frac.dtype)
-    if mask is not None:
-        lo = torch.where(mask > 0, lo, torch.full_like(lo, 1e9))
-        hi = torch.where(mask > 0, hi, torch.full_like(hi, -1e9))
+def _span(coordinate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lowest and highest plane each pixel touches (negative coordinates touch none)."""
+    lo = torch.where(coordinate >= 0, torch.floor(coordinate), torch.full_like(coordinate, 1e9))
+    hi = torch.where(coordinate >= 0, torch.ceil(coordinate), torch.full_like(coordinate, -1e9))
     return lo, hi
 
 
@@ -165,38 +165,37 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
         reveal = float(coc.abs().max())
         hid_colour, hid_coc, hid_mask = hidden_layer(x, coc, plane_spacing_px, reveal)
-        vis_index, vis_frac = plane_coordinate(coc, stack)
-        hid_index, hid_frac = plane_coordinate(hid_coc, stack)
-        has_hidden = bool(hid_mask.any())
-        spans = [_span(vis_index, vis_frac, None)]
-        if has_hidden:
-            spans.append(_span(hid_index, hid_frac, hid_mask))
-        boxes = _PlaneBoxes(spans, height, width)
+        vis_f = plane_coordinate(coc, stack)
+        spans = [_span(vis_f)]
+        hid_f = None
+        if bool(hid_mask.any()):
+            # Off the stack where there is no hidden surface: its tent weight is 0 there.
+            hid_f = torch.where(hid_mask > 0, plane_coordinate(hid_coc, stack),
+                                torch.full_like(hid_coc, -2.0))
+            spans.append(_span(hid_f))
+        tiles = _PlaneTiles(spans, height, width)
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)
-        pending = None  # blurred coverage of the previous plane, added to the occlusion one plane late
+        pending: list = []  # blurred coverage of the previous plane, added to the occlusion one plane late
         for plane in range(stack.count):
             if cancelled is not None and cancelled():
                 raise Cancelled("render cancelled", "")
             radius = stack.radius_px(plane)
-            box = boxes.box(plane, halo=int(math.ceil(radius)) + 1)
-            if box is not None:
-                y0, y1, x0, x1 = box
+            halo = int(math.ceil(radius)) + level_scale(radius, level_radius_px) + 1
+            current = []
+            for crop, core, owned in tiles.regions(plane, halo):
+                y0, y1, x0, x1 = crop
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
-                if bool(transmit.max() > 0):
-                    blurred = _blur_one(plane, box, radius, x, hid_colour, hid_mask, vis_index,
-                                        vis_frac, hid_index, hid_frac, has_hidden, aperture,
-                                        level_radius_px)
-                    total[..., y0:y1, x0:x1] += blurred * transmit
-                    current = (blurred[:, -1:], box)
-                else:
-                    current = None  # fully hidden: adds nothing, occludes nothing new
-            else:
-                current = None
-            if pending is not None:
-                cov, (py0, py1, px0, px1) = pending
-                coverage_in_front[..., py0:py1, px0:px1] += cov
+                if not bool(transmit.max() > 0):
+                    continue  # hidden behind nearer planes: adds nothing, occludes nothing new
+                layer = _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f)
+                blurred = blur_plane(layer, radius, aperture, level_radius_px)
+                total[..., y0:y1, x0:x1] += blurred * transmit
+                current.append((blurred[:, -1:], crop))
+            # The previous plane starts to occlude only now: adjacent planes share split pixels.
+            for cov, (y0, y1, x0, x1) in pending:
+                coverage_in_front[..., y0:y1, x0:x1] += cov
             pending = current
 
         weight = total[:, -1:]
@@ -205,20 +204,24 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         return out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
 
 
-def _blur_one(plane, box, radius, x, hid_colour, hid_mask, vis_index, vis_frac, hid_index,
-              hid_frac, has_hidden, aperture, level_radius_px) -> torch.Tensor:
-    """The plane's premultiplied colour + coverage inside ``box``, blurred."""
-    y0, y1, x0, x1 = box
-    crop = (..., slice(y0, y1), slice(x0, x1))
-    w_vis = plane_weight(vis_index[crop], vis_frac[crop], plane)
-    colour = x[crop] * w_vis
-    cover = w_vis
-    if has_hidden:
-        w_hid = plane_weight(hid_index[crop], hid_frac[crop], plane) * hid_mask[crop]
-        colour = colour + hid_colour[crop] * w_hid
+def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
+    """Premultiplied colour + coverage of one plane inside ``crop``, limited to owned tiles."""
+    y0, y1, x0, x1 = crop
+    window = (..., slice(y0, y1), slice(x0, x1))
+    w = plane_weight(vis_f[window], plane)
+    colour = x[window] * w
+    cover = w
+    if hid_f is not None:
+        w_hid = plane_weight(hid_f[window], plane)
+        colour = colour + hid_colour[window] * w_hid
         cover = cover + w_hid
     layer = torch.cat([colour, cover], dim=1)
-    return blur_plane(layer, radius, aperture, level_radius_px)
+    # Only the tiles this rectangle owns: others belong to another rectangle (or none).
+    own = torch.from_numpy(np.kron(owned, np.ones((_TILE, _TILE), bool))).to(layer.device)
+    cy0, cy1, cx0, cx1 = core
+    mask = torch.zeros((y1 - y0, x1 - x0), dtype=torch.bool, device=layer.device)
+    mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = own[:cy1 - cy0, :cx1 - cx0]
+    return layer * mask
 
 
 def render_frame(image: np.ndarray, depth: np.ndarray, lens: Lens, *, depth_math: str = "depth",
