@@ -55,10 +55,10 @@ def test_frames_on_disk_lists_only_names_the_pattern_makes(tmp_path):
     assert pattern.frames_on_disk() == [-1, 1, 2, 10, 12345]
     # unpadded: "shot.1.exr" and "shot.12345.exr"; "shot.0001.exr" is not %d
     assert SequencePattern(str(tmp_path / "shot.%d.exr")).frames_on_disk() == [1, 12345]
-    assert SequencePattern(str(tmp_path / "missing" / "x.####.exr")).frames_on_disk() == []
+    assert SequencePattern(tmp_path / "missing" / "x.####.exr").frames_on_disk() == []  # a Path works too
 
 
-@pytest.mark.parametrize("bad", ["shot.####.####.exr", "v##/shot.####.exr", ""])
+@pytest.mark.parametrize("bad", ["shot.####.####.exr", "v##/shot.####.exr", "", None, 1001])
 def test_bad_patterns_raise_input_error(bad):
     with pytest.raises(InputError) as err:
         SequencePattern(bad)

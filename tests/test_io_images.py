@@ -210,6 +210,15 @@ def test_write_rejects_bad_arrays_and_names(tmp_path):
         write_image(tmp_path / "a.exr", np.zeros((4, 4, 3), np.uint8))
     with pytest.raises(InputError):
         write_image(tmp_path / "a.exr", np.zeros((4,), np.float32))
+    with pytest.raises(InputError):
+        write_image(tmp_path / "a.jpg", np.zeros((4, 4, 4), np.float32))  # JPEG cannot keep alpha
+    with pytest.raises(InputError):
+        write_image(tmp_path / "a.png", np.zeros((4, 4, 3), np.float32), bits=32)
+    with pytest.raises(InputError):
+        write_image(tmp_path / "a.xyz", np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(InputError) as err:
+        write_image(tmp_path / "no_such_dir" / "a.exr", np.zeros((4, 4, 3), np.float32))
+    assert "does not exist" in err.value.message
     assert _listing(tmp_path) == []
 
 

@@ -79,7 +79,21 @@ def test_size_change_and_bad_inputs(tmp_path):
     with pytest.raises(InputError):
         with PreviewWriter(str(tmp_path / "b.mp4")) as movie:
             movie.write(np.zeros((16, 16), np.float32))
-    with pytest.raises(SequenceError):
-        with PreviewWriter(str(tmp_path / "c.mp4")):
-            pass  # no frames: no movie, and the caller is told
+    with PreviewWriter(str(tmp_path / "c.mp4")) as empty:
+        pass
+    assert empty.close() is False  # no frames: no movie, and close says so without raising
     assert os.listdir(tmp_path) == []
+
+
+def test_close_and_abort(tmp_path):
+    movie = PreviewWriter(str(tmp_path / "a.mp4"))
+    movie.write(np.zeros((16, 16, 3), np.float32))
+    assert movie.close() is True and movie.close() is True  # idempotent
+    assert os.listdir(tmp_path) == ["a.mp4"]
+    with pytest.raises(SequenceError):
+        movie.write(np.zeros((16, 16, 3), np.float32))
+    dropped = PreviewWriter(str(tmp_path / "b.mp4"))
+    dropped.write(np.zeros((16, 16, 3), np.float32))
+    dropped.abort()
+    assert dropped.close() is False
+    assert os.listdir(tmp_path) == ["a.mp4"]

@@ -154,7 +154,7 @@ def test_inband_table_round_trip_and_validation():
 
 def test_error_codes_rebuild_the_right_exception_class():
     for cls in (errors.JobSpecError, errors.PathPolicyError, errors.Cancelled, errors.ProtocolError,
-                protocol.ServerBusy, protocol.AuthError, protocol.UnknownJob):
+                errors.ServerBusy, errors.AuthError, errors.UnknownJob):
         fields = protocol.error_fields(cls("it broke", "do this"))
         assert fields == {"code": cls.code, "message": "it broke", "hint": "do this"}
         exc = protocol.error_from_fields(fields)

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from focuspull.errors import InputError, PathPolicyError
-from focuspull.protocol import ServerBusy
+from focuspull.errors import InputError, PathPolicyError, ServerBusy
 from focuspull.service.config import OPTIONS, ServerConfig, is_loopback, load_file, resolve
 from focuspull.service.jobs import FairQueue, Job
 from focuspull.service.paths import PathPolicy
@@ -53,6 +52,8 @@ def test_bad_values_name_the_source_and_the_option():
         resolve({}, {"FOCUSPULL_MAX_QUEUED": "many"}, {})
     with pytest.raises(InputError, match="positive"):
         resolve({"max_frames": 0}, {}, {})
+    with pytest.raises(InputError, match="--log-level from the config file"):
+        resolve({}, {}, {"log_level": "chatty"})
 
 
 def test_config_is_frozen():

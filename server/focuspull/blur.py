@@ -18,7 +18,7 @@ from focuspull.aperture import Aperture, aperture_kernel
 
 # Kernels up to this radius are applied directly; larger ones by FFT.
 DIRECT_MAX_RADIUS = 0  # torch's CPU conv2d with one channel is slower than FFT here
-DEFAULT_LEVEL_RADIUS_PX = 8.0
+DEFAULT_LEVEL_RADIUS_PX = 12.0
 
 
 def level_scale(radius_px: float, level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> int:

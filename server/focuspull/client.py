@@ -30,8 +30,8 @@ import numpy as np
 import zmq
 
 from focuspull import protocol
-from focuspull.errors import ProtocolError
-from focuspull.protocol import Message, ServiceUnavailable
+from focuspull.errors import ProtocolError, ServiceUnavailable
+from focuspull.protocol import Message
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5690"
 # The server is trusted more than its clients, but a client still bounds what it accepts.
@@ -46,13 +46,14 @@ class JobHandle:
         self.id = job_id
         self.position = position
         self.frames: dict[int, np.ndarray] = {}  # in-band results as they arrive
-        self.finished: list[int] | None = None  # frames the server reported done
+        self.rendered: list[int] | None = None  # frames rendered, once the job is done
+        self.skipped: list[int] = []  # frames output.resume found complete and kept
         self.elapsed_s: float | None = None
         self._error: Exception | None = None
 
     @property
     def is_finished(self) -> bool:
-        return self.finished is not None or self._error is not None
+        return self.rendered is not None or self._error is not None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         """Progress events (``{"type": "frame", "frame", "done", "total", "fps", "eta_s",
@@ -62,10 +63,14 @@ class JobHandle:
             if msg.type == "progress":
                 yield {"type": "frame", **{k: v for k, v in msg.fields.items() if k != "job"}}
             elif msg.type == "result":
+                if len(msg.arrays) != 1:
+                    raise ProtocolError(f"a 'result' message carried {len(msg.arrays)} arrays, not 1",
+                                        "client and server disagree on the protocol; upgrade both")
                 # Arrays are views of the received frames: no copy of big images.
                 self.frames[msg.fields["frame"]] = msg.arrays[0]
             elif msg.type == "done":
-                self.finished = list(msg.fields["frames"])
+                self.rendered = list(msg.fields["rendered"])
+                self.skipped = list(msg.fields["skipped"])
                 self.elapsed_s = msg.fields["elapsed_s"]
             elif msg.type == "error":
                 self._error = protocol.error_from_fields(msg.fields)
@@ -191,7 +196,9 @@ class Client:
                     f"running job {job_id}",
                     "the server probably died; restart it and resubmit (with output.resume "
                     "to keep finished frames)")
-            msg = self._recv(min(self.heartbeat_s, self.timeout_s))
+            # Wake for whichever comes first: the next heartbeat to send, or the deadline.
+            wait = min(self.heartbeat_s - (now - self._last_sent), self.timeout_s - (now - last_heard))
+            msg = self._recv(max(wait, 0.01))
             if msg is not None:
                 last_heard = time.monotonic()
                 self._stash(msg)

@@ -69,3 +69,35 @@ class Cancelled(FocuspullError):
     """The job was cancelled; the frame in progress was abandoned cleanly."""
 
     code = "cancelled"
+
+
+# --- raised by the render server and client (focuspull.service, focuspull.client) ---
+
+class AuthError(FocuspullError):
+    """The message carried no token or the wrong one."""
+
+    code = "unauthorized"
+
+
+class ServerBusy(FocuspullError):
+    """The server's job queue is full."""
+
+    code = "busy"
+
+
+class UnknownJob(FocuspullError):
+    """A job id the server does not know (finished long ago, or never existed)."""
+
+    code = "unknown_job"
+
+
+class ServiceUnavailable(FocuspullError):
+    """The server did not answer within the timeout (dead, unreachable, or restarting)."""
+
+    code = "unavailable"
+
+
+class InternalError(FocuspullError):
+    """The server hit a bug; the message is the exception text."""
+
+    code = "internal"

@@ -24,8 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 import msgpack
 import numpy as np
 
-from focuspull import errors
-from focuspull.errors import FocuspullError, ProtocolError
+from focuspull.errors import FocuspullError, ProtocolError, InternalError
 
 PROTOCOL_VERSION = 1
 
@@ -40,40 +39,6 @@ DTYPES: dict[str, np.dtype] = {
 MAX_NDIM = 3  # H x W x C is the largest thing we move
 MAX_DIM = 32768  # 32k pixels a side; also bounds the channel count
 MAX_CHANNELS = 16
-
-
-# --- errors that only the service layer raises --------------------------------
-# They live here (not in errors.py) because only the wire knows them; they are
-# FocuspullError subclasses so callers catch them with everything else.
-
-class AuthError(FocuspullError):
-    """The message carried no token or the wrong one."""
-
-    code = "unauthorized"
-
-
-class ServerBusy(FocuspullError):
-    """The server's job queue is full."""
-
-    code = "busy"
-
-
-class UnknownJob(FocuspullError):
-    """A job id the server does not know (finished long ago, or never existed)."""
-
-    code = "unknown_job"
-
-
-class ServiceUnavailable(FocuspullError):
-    """The server did not answer within the timeout (dead, unreachable, or restarting)."""
-
-    code = "unavailable"
-
-
-class InternalError(FocuspullError):
-    """The server hit a bug; the message is the exception text."""
-
-    code = "internal"
 
 
 def _error_classes() -> dict[str, type[FocuspullError]]:
@@ -145,26 +110,37 @@ def _refuse_ext(code: int, data: bytes) -> Any:
 # --- field schemas ----------------------------------------------------------------
 
 def _is_int(x: Any) -> bool:
+    """an integer"""
     return isinstance(x, int) and not isinstance(x, bool)
 
 
 def _is_num(x: Any) -> bool:
+    """a finite number"""
     return (_is_int(x) or isinstance(x, float)) and math.isfinite(x)
 
 
 def _short_str(x: Any) -> bool:
+    """a string of 1..128 characters"""
     return isinstance(x, str) and 0 < len(x) <= 128
 
 
 def _str(x: Any) -> bool:
+    """a string"""
     return isinstance(x, str)
 
 
+def _bool(x: Any) -> bool:
+    """true or false"""
+    return isinstance(x, bool)
+
+
 def _map(x: Any) -> bool:
+    """a map"""
     return isinstance(x, dict)
 
 
 def _list(x: Any) -> bool:
+    """a list"""
     return isinstance(x, list)
 
 
@@ -172,11 +148,12 @@ def _opt(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
     def optional(x: Any) -> bool:
         return x is None or check(x)
 
-    optional.__name__ = f"{check.__name__} or nil"
+    optional.__doc__ = f"{check.__doc__} or nil"
     return optional
 
 
 def _index_list(x: Any) -> bool:
+    """a list of integers"""
     return isinstance(x, list) and all(_is_int(i) for i in x)
 
 
@@ -189,7 +166,7 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], bool], bool]]] = {
     "hello": {**_COMMON_REQ, "client": (_opt(_str), False)},
     "ping": dict(_COMMON_REQ),
     "submit": {**_COMMON_REQ, "job": (_map, True), "inband": (_opt(_list), False),
-               "echo": (_opt(lambda x: isinstance(x, bool)), False)},
+               "echo": (_opt(_bool), False)},
     "cancel": {**_COMMON_REQ, **_JOB},
     "status": dict(_COMMON_REQ),
     "jobs": dict(_COMMON_REQ),
@@ -201,9 +178,10 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], bool], bool]]] = {
     "pong": {"re": (_opt(_str), True), "time": (_is_num, True)},
     "accepted": {"re": (_opt(_str), True), **_JOB, "position": (_is_int, True)},
     "progress": {**_JOB, "frame": (_is_int, True), "done": (_is_int, True), "total": (_is_int, True),
-                 "fps": (_is_num, True), "eta_s": (_is_num, True), "path": (_opt(_str), True)},
+                 "fps": (_opt(_is_num), True), "eta_s": (_opt(_is_num), True), "path": (_opt(_str), True)},
     "result": {**_JOB, "frame": (_is_int, True)},
-    "done": {**_JOB, "frames": (_index_list, True), "elapsed_s": (_is_num, True)},
+    "done": {**_JOB, "rendered": (_index_list, True), "skipped": (_index_list, True),
+             "elapsed_s": (_is_num, True)},
     "error": {"re": (_opt(_str), False), "job": (_opt(_str), False), "code": (_str, True),
               "message": (_str, True), "hint": (_str, True)},
     "cancelling": {"re": (_opt(_str), True), **_JOB, "state": (_str, True)},
@@ -351,7 +329,7 @@ def decode(frames: Sequence[Any], limits: Limits = Limits(), *,
         if not check(header[name]):
             raise ProtocolError(f"field '{name}' of '{msg_type}' has a wrong type or value "
                                 f"({type(header[name]).__name__})",
-                                f"expected {getattr(check, '__name__', 'see docs').lstrip('_')}")
+                                f"expected {check.__doc__}; see docs/protocol.md")
     descs = header.get("arrays", [])
     if not isinstance(descs, list) or len(descs) > limits.max_arrays:
         raise ProtocolError("'arrays' must be a list of at most "
@@ -431,6 +409,4 @@ __all__ = [
     "PROTOCOL_VERSION", "DTYPES", "Limits", "Message", "SCHEMAS", "CLIENT_TYPES", "SERVER_TYPES",
     "encode", "decode", "decode_header", "message_bytes", "inband_table", "inband_frames",
     "error_class", "error_from_fields", "error_fields",
-    "AuthError", "ServerBusy", "UnknownJob", "ServiceUnavailable", "InternalError",
 ]
-_ = errors  # errors' subclasses must be imported for error_class() to find them

@@ -110,8 +110,10 @@ def run(args: argparse.Namespace) -> int:
             for event in handle:
                 if not args.quiet:
                     where = f" -> {event['path']}" if event.get("path") else ""
-                    print(f"frame {event['frame']}  {event['done']}/{event['total']}  "
-                          f"{event['fps']:.2f} fps  eta {event['eta_s']:.0f} s{where}", file=sys.stderr)
+                    fps = "--" if event["fps"] is None else f"{event['fps']:.2f}"
+                    eta = "--" if event["eta_s"] is None else f"{event['eta_s']:.0f}"
+                    print(f"frame {event['frame']}  {event['done']}/{event['total']}  {fps} fps  "
+                          f"eta {eta} s{where}", file=sys.stderr)
         except KeyboardInterrupt:
             # Cancel on the server too, then wait (bounded by the timeout) for it to stop.
             print("interrupted: cancelling the job on the server", file=sys.stderr)
@@ -122,7 +124,8 @@ def run(args: argparse.Namespace) -> int:
                 pass
             return EXIT_CANCELLED
         if not args.quiet:
-            print(f"job {handle.id} done: {len(handle.finished or [])} frame(s) in "
+            kept = f", {len(handle.skipped)} kept from before" if handle.skipped else ""
+            print(f"job {handle.id} done: {len(handle.rendered or [])} frame(s) rendered{kept} in "
                   f"{handle.elapsed_s or 0:.1f} s", file=sys.stderr)
         return EXIT_OK
 

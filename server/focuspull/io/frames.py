@@ -43,7 +43,8 @@ class SequencePattern:
     """
 
     def __init__(self, pattern: str) -> None:
-        pattern = os.fspath(pattern)
+        if isinstance(pattern, os.PathLike):
+            pattern = os.fspath(pattern)
         if not isinstance(pattern, str) or not pattern.strip():
             raise InputError(f"an image sequence pattern must be a non-empty path, got {pattern!r}",
                              "pass e.g. shot.####.exr or shot.%04d.exr")

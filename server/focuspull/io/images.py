@@ -231,8 +231,17 @@ def write_image(path: str, pixels, channel_names=None, metadata: dict | None = N
                          "pass channel_names, e.g. ['R','G','B','A','Z']")
     ext = os.path.splitext(path)[1].lower()
     is_exr = ext in (".exr", ".sxr", ".mxr")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise InputError(f"cannot write {path}: the directory {directory} does not exist",
+                         "create the output directory first, or pass another output path")
     if bits is None:
         bits = DEFAULT_BITS.get(ext, 8)
+    if bits == 32 and ext not in (".tif", ".tiff") and ext not in LINEAR_EXTENSIONS:
+        raise InputError(f"{ext} files cannot hold 32-bit float pixels", "write .exr or .tif for float data")
+    if ext in (".jpg", ".jpeg", ".jpe", ".jfif") and nchannels not in (1, 3):
+        raise InputError(f"JPEG holds 1 or 3 channels, got {nchannels} ({','.join(names)})",
+                         "write only R,G,B to JPEG, or use .png/.exr to keep alpha")
     float_file = ext in LINEAR_EXTENSIONS or bits == 32
     name = check_transfer(transfer) if transfer is not None else default_transfer_for(path, "float" if float_file else None)
 

@@ -3,7 +3,8 @@
 A preview is for eyes, not for finishing: 8-bit yuv420p, BT.709 matrix, limited
 range, encoded with a named transfer function (sRGB by default) and clamped.
 Like every focuspull output it appears atomically: frames go to a temp file
-beside the target, renamed at a clean close; on an exception nothing is left.
+beside the target, renamed at a clean close; on an exception inside the ``with``
+block (or after ``abort()``) nothing is left, and with no frames there is no file.
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class PreviewWriter:
         self._stream = None
         self._size: tuple[int, int] | None = None  # (height, width) of the input frames
         self._closed = False
+        self._moved = False  # True once the finished movie is at self.path
 
     def __enter__(self) -> "PreviewWriter":
         return self
@@ -107,13 +109,19 @@ class PreviewWriter:
             self._container.mux(packet)
         self.frames_written += 1
 
-    def close(self) -> None:
-        """Flush the encoder and move the finished movie into place."""
+    def close(self) -> bool:
+        """Flush the encoder and move the finished movie into place.
+
+        Returns True when a movie was written; False when no frame ever was (then
+        there is no file: an empty movie is not a preview).  Closing twice is fine.
+        It never raises for "no frames", so a caller may close in an exception
+        handler without masking the original error.
+        """
         if self._closed:
-            return
+            return self._moved
         if self._container is None:
-            raise SequenceError(f"no frames were written to the preview {self.path}",
-                                "write at least one frame before closing the preview")
+            self._closed = True
+            return False
         try:
             for packet in self._stream.encode():
                 self._container.mux(packet)
@@ -121,13 +129,15 @@ class PreviewWriter:
             self._container = None
             fsync_path(self._tmp)
             os.replace(self._tmp, self.path)
-            self._closed = True
+            self._closed = self._moved = True
         except BaseException:
             self.abort()
             raise
+        return True
 
     def abort(self) -> None:
         """Drop the movie in progress: no file at ``path``, no temp left."""
+        self._closed = True
         if self._container is not None:
             with contextlib.suppress(Exception):
                 self._container.close()

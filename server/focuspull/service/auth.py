@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hmac
 
-from focuspull.protocol import AuthError
+from focuspull.errors import AuthError
 
 
 def check_token(expected: str | None, given: str | None) -> None:

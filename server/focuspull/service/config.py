@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from focuspull.errors import InputError
+
+try:  # stdlib from Python 3.11; the tomli backport on 3.10
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - depends on the interpreter
+    try:
+        import tomli as tomllib  # type: ignore[no-redef]
+    except ModuleNotFoundError:
+        tomllib = None  # type: ignore[assignment]
 
 DEFAULT_PORT = 5690
 
@@ -40,6 +47,13 @@ def _positive_float(value: Any) -> float:
     return x
 
 
+def _log_level(value: Any) -> str:
+    level = str(value).lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ValueError("one of debug, info, warning, error")
+    return level
+
+
 def _opt_str(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
@@ -64,18 +78,20 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("bind", str, f"tcp://127.0.0.1:{DEFAULT_PORT}",
            "ZeroMQ endpoint to listen on; any address but loopback needs --token", "ENDPOINT"),
-    Option("roots", _roots, (), "directories the server may read and write (repeatable; "
-           f"env: '{os.pathsep}'-separated); none = in-band jobs only", "DIR"),
+    Option("roots", _roots, (), "a directory the server may read and write (repeatable; in the "
+           f"environment '{os.pathsep}'-separated); none = in-band jobs only", "DIR"),
     Option("token", _opt_str, None, "shared secret every message must carry", "TOKEN"),
     Option("device", str, "auto", "'auto', 'cpu', or comma-separated torch devices "
            "(one worker each), e.g. cuda:0,cuda:1", "DEVICES"),
     Option("max_queued", _positive_int, 64, "jobs waiting in the queue before 'busy' replies", "N"),
     Option("max_frames", _positive_int, 10_000, "frames per job", "N"),
     Option("max_message_mb", _positive_int, 2048, "largest message accepted, MiB", "N"),
+    Option("max_queued_mb", _positive_int, 8192,
+           "in-band frames held by queued jobs before 'busy' replies, MiB", "N"),
     Option("heartbeat_s", _positive_float, 1.0, "interval of server heartbeats, seconds", "S"),
     Option("client_timeout_s", _positive_float, 10.0,
            "a client silent this long has its jobs cancelled, seconds", "S"),
-    Option("log_level", str, "info", "debug, info, warning or error", "LEVEL"),
+    Option("log_level", _log_level, "info", "debug, info, warning or error", "LEVEL"),
 )
 
 
@@ -90,6 +106,7 @@ class ServerConfig:
     max_queued: int = 64
     max_frames: int = 10_000
     max_message_mb: int = 2048
+    max_queued_mb: int = 8192
     heartbeat_s: float = 1.0
     client_timeout_s: float = 10.0
     log_level: str = "info"
@@ -135,6 +152,9 @@ def load_file(path: str | os.PathLike | None) -> dict[str, Any]:
     """Options from a TOML file (top-level keys or a [serve] table); {} when no file."""
     if not path:
         return {}
+    if tomllib is None:
+        raise InputError(f"cannot read config file {path}: TOML needs Python 3.11+ or the tomli package",
+                         "pip install tomli, or pass the options on the command line / FOCUSPULL_*")
     try:
         data = tomllib.loads(Path(path).read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -19,8 +19,7 @@ import zmq
 
 import focuspull
 from focuspull import protocol
-from focuspull.errors import Cancelled, FocuspullError, InputError, ProtocolError
-from focuspull.protocol import UnknownJob
+from focuspull.errors import Cancelled, FocuspullError, InputError, ProtocolError, ServerBusy, UnknownJob
 from focuspull.service.auth import check_token
 from focuspull.service.config import ServerConfig
 from focuspull.service.jobs import CANCELLED, FINISHED, QUEUED, FairQueue, Job
@@ -292,6 +291,14 @@ class Server:
                 raise InputError("the job names input.pattern and also carries in-band frames",
                                  "send one or the other")
             spec = check_job_paths(spec, self.policy)
+        if inband:
+            # Queued in-band frames stay in memory until their job runs: bound the total.
+            held = sum(protocol.message_bytes(j.keepalive) for j in self.jobs.values()
+                       if j.state == QUEUED and j.keepalive is not None)
+            if held + protocol.message_bytes(frames) > self.config.max_queued_mb * 2**20:
+                raise ServerBusy(f"queued jobs already hold {held / 2**20:.0f} MiB of in-band frames "
+                                 f"(limit {self.config.max_queued_mb} MiB)",
+                                 "retry when a job has finished, or raise --max-queued-mb")
         job = Job(client=ident, spec=spec, inband=inband, echo=echo,
                   keepalive=frames if inband else None, total=len(inband or ()))
         position = self.queue.put(job)

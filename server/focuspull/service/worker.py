@@ -12,9 +12,10 @@ and other per-device state get loaded, once.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, NamedTuple, Protocol
 
 import numpy as np
 import zmq
@@ -26,10 +27,18 @@ from focuspull.service.jobs import CANCELLED, DONE, FAILED, RUNNING, FairQueue, 
 log = logging.getLogger("focuspull.service")
 
 
+class Outcome(NamedTuple):
+    """What a run did: frames rendered, frames skipped (resume), in-band output frames."""
+
+    rendered: list
+    skipped: list
+    frames: dict
+
+
 class Runner(Protocol):
     def __call__(self, job: Job, on_event: Callable[[dict], None],
-                 cancelled: Callable[[], bool]) -> dict[int, np.ndarray]:
-        """Run ``job``; return in-band result frames ({} when written to disk)."""
+                 cancelled: Callable[[], bool]) -> Outcome:
+        """Run ``job``; ``frames`` holds in-band output ({} when written to disk)."""
 
 
 class PipelineRunner:
@@ -46,15 +55,15 @@ class PipelineRunner:
     def models(self) -> list[str]:
         return []
 
-    def __call__(self, job: Job, on_event, cancelled) -> dict[int, np.ndarray]:
+    def __call__(self, job: Job, on_event, cancelled) -> Outcome:
         spec = job.spec
         if getattr(spec, "device", self.device) != self.device:
             spec = spec.replace(device=self.device)
         result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband)
-        return dict(getattr(result, "frames", None) or {})
+        return Outcome(list(result.rendered), list(result.skipped), dict(result.frames or {}))
 
 
-def echo(job: Job, on_event, cancelled) -> dict[int, np.ndarray]:
+def echo(job: Job, on_event, cancelled) -> Outcome:
     """Transport-only job (``submit`` with ``echo``): return the in-band images as-is."""
     frames = job.inband or {}
     t0 = time.perf_counter()
@@ -63,7 +72,7 @@ def echo(job: Job, on_event, cancelled) -> dict[int, np.ndarray]:
             raise Cancelled("job cancelled", "nothing was written")
         on_event({"type": "frame", "frame": n, "done": i + 1, "total": len(frames),
                   "fps": (i + 1) / max(time.perf_counter() - t0, 1e-9), "eta_s": 0.0, "path": None})
-    return {n: frames[n]["rgba"] for n in frames}
+    return Outcome(sorted(frames), [], {n: frames[n]["rgba"] for n in frames})
 
 
 class Worker(threading.Thread):
@@ -110,12 +119,15 @@ class Worker(threading.Thread):
         def send(msg_type: str, fields: dict, arrays=()) -> None:
             push.send_multipart([job.client, *protocol.encode(msg_type, fields, arrays)], copy=False)
 
+        def finite(x: Any) -> float | None:  # inf/NaN ("unknown") travel as nil
+            return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
+
         def on_event(event: dict) -> None:
             job.done = int(event.get("done", job.done))
             job.total = int(event.get("total", job.total))
             send("progress", {"job": job.id, "frame": int(event["frame"]), "done": job.done,
-                              "total": job.total, "fps": float(event.get("fps") or 0.0),
-                              "eta_s": float(event.get("eta_s") or 0.0), "path": event.get("path")})
+                              "total": job.total, "fps": finite(event.get("fps")),
+                              "eta_s": finite(event.get("eta_s")), "path": event.get("path")})
 
         job.state, job.device = RUNNING, self.device
         t0 = time.perf_counter()
@@ -124,16 +136,18 @@ class Worker(threading.Thread):
             if job.cancel.is_set():
                 raise Cancelled("job cancelled before it started", "nothing was written")
             if job.echo:
-                frames = echo(job, on_event, job.cancel.is_set)
+                outcome = echo(job, on_event, job.cancel.is_set)
             elif self.runner is None:
                 raise self.load_error or RuntimeError("no pipeline")
             else:
-                frames = self.runner(job, on_event, job.cancel.is_set)
+                outcome = self.runner(job, on_event, job.cancel.is_set)
+            frames = outcome.frames
             for n in sorted(frames):
                 if job.cancel.is_set():
                     raise Cancelled("job cancelled while sending results", "resubmit to get the frames")
                 send("result", {"job": job.id, "frame": int(n)}, [np.asarray(frames[n])])
-            send("done", {"job": job.id, "frames": sorted(int(n) for n in frames),
+            send("done", {"job": job.id, "rendered": [int(n) for n in outcome.rendered],
+                          "skipped": [int(n) for n in outcome.skipped],
                           "elapsed_s": time.perf_counter() - t0})
             job.state = DONE
             log.info("job %s done: %d frame(s) in %.2f s", job.id, job.done, time.perf_counter() - t0)

@@ -1,0 +1,123 @@
+"""Speed and memory of the renderer against the scatter baseline, side by side in one run.
+
+    .venv/bin/python bench/speed.py            # 1080p, max CoC radius 32 px, + 4K peak RAM
+    .venv/bin/python bench/speed.py --quick    # fewer repeats, smaller 4K check
+
+The scene is the demo shot (focuspull.demo_scene) at 1920x1080, focused on the ball at
+4.5 m, with the f-stop solved so the largest CoC radius in the frame is exactly 32 px
+(the near pillar).  Times are medians of several runs of the whole render call, CoC
+given (depth conversion is not timed).  Peak RAM is measured in a child process that
+renders one 3840x2160 frame with a 64 px maximum radius: its peak RSS, and the part of it
+the render added on top of the inputs.  Prints a Markdown table for BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from focuspull.demo_scene import DemoScene  # noqa: E402
+from focuspull.lens import ThinLens, coc_from_depth  # noqa: E402
+from focuspull.render import render_coc  # noqa: E402
+from scatter import scatter_render  # noqa: E402
+
+FOCUS_M = 4.5
+
+
+def scene(width: int, height: int, max_radius_px: float):
+    """Demo frame and its CoC with the f-stop chosen so max |CoC| == max_radius_px."""
+    frame = DemoScene(width, height, 48).frame(20)
+    wide_open = ThinLens(50.0, 1.0, 36.0, FOCUS_M)
+    peak = float(np.abs(coc_from_depth(frame.depth_m, wide_open)).max())
+    lens = ThinLens(50.0, peak / max_radius_px, 36.0, FOCUS_M)
+    return frame.rgb, coc_from_depth(frame.depth_m, lens), lens
+
+
+def timed(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def peak_ram_child(width: int, height: int, max_radius_px: float) -> dict:
+    """Render one frame in a fresh process that only loads the inputs; its peak RSS (MiB)."""
+    rgb, coc, _ = scene(width, height, max_radius_px)
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(os.path.join(tmp, "rgb.npy"), rgb)
+        np.save(os.path.join(tmp, "coc.npy"), coc)
+        del rgb, coc
+        code = (
+            "import resource, json, numpy as np\n"
+            "from focuspull.render import render_coc\n"
+            "rgb = np.load(%r); coc = np.load(%r)\n"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "render_coc(rgb, coc)\n"
+            "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "print(json.dumps({'inputs_mib': before / 1024, 'peak_mib': after / 1024}))\n"
+        ) % (os.path.join(tmp, "rgb.npy"), os.path.join(tmp, "coc.npy"))
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5, help="focuspull runs (median)")
+    parser.add_argument("--baseline-repeats", type=int, default=3, help="scatter runs (median)")
+    parser.add_argument("--quick", action="store_true", help="1 repeat each, 4K check at 1080p size")
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    if args.quick:
+        args.repeats, args.baseline_repeats = 2, 1
+
+    rgb, coc, lens = scene(1920, 1080, 32.0)
+    render_coc(rgb[:256, :256], coc[:256, :256])  # warm-up: kernel cache, FFT plans
+    results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+                          f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+               "fstop": round(lens.fstop, 3), "coc_range_px": [float(coc.min()), float(coc.max())]}
+    fp = timed(lambda: render_coc(rgb, coc), args.repeats)
+    results["focuspull_cpu_s"] = fp
+    sc = timed(lambda: scatter_render(rgb, coc), args.baseline_repeats)
+    results["scatter_cpu_s"] = sc
+    if torch.cuda.is_available():
+        render_coc(rgb, coc, device="cuda")
+        results["focuspull_cuda_s"] = timed(lambda: (render_coc(rgb, coc, device="cuda"),
+                                                     torch.cuda.synchronize()), args.repeats)
+    size = (1920, 1080) if args.quick else (3840, 2160)
+    results["peak_ram"] = {"size": list(size), "max_radius_px": 64.0, **peak_ram_child(*size, 64.0)}
+
+    med_fp, med_sc = statistics.median(fp), statistics.median(sc)
+    print(f"machine: {results['machine']}")
+    print(f"scene: demo frame 20, 1920x1080, ThinLens 50 mm f/{lens.fstop:.2f} focus {FOCUS_M} m, "
+          f"CoC {coc.min():.1f}..{coc.max():.1f} px\n")
+    print("| renderer | device | runs | median s/frame | ratio vs scatter |")
+    print("|---|---|---|---|---|")
+    print(f"| focuspull render_coc | cpu | {len(fp)} | {med_fp:.3f} | {med_sc / med_fp:.1f}x faster |")
+    print(f"| scatter baseline (bench/scatter.py) | cpu | {len(sc)} | {med_sc:.3f} | 1.0x |")
+    if "focuspull_cuda_s" in results:
+        med_gpu = statistics.median(results["focuspull_cuda_s"])
+        print(f"| focuspull render_coc | cuda | {args.repeats} | {med_gpu:.3f} | {med_sc / med_gpu:.1f}x |")
+    ram = results["peak_ram"]
+    print(f"\npeak RSS rendering {size[0]}x{size[1]}, max radius 64 px: {ram['peak_mib']:.0f} MiB "
+          f"(inputs and libraries {ram['inputs_mib']:.0f} MiB, render +{ram['peak_mib'] - ram['inputs_mib']:.0f} MiB)")
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(results, fh, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
