@@ -87,6 +87,39 @@ def ssim(image_linear: np.ndarray, reference_linear: np.ndarray) -> float:
     return float(np.mean([ssim_map(da[..., c], db[..., c]).mean() for c in range(a.shape[-1])]))
 
 
+def _ball_mask(lum: np.ndarray, centre_xy: tuple[float, float], search_px: int):
+    """Pixels of the ball around the centre: offsets (dx right, dy *up*) and the mask."""
+    cx, cy = centre_xy
+    ys, xs = np.mgrid[0:lum.shape[0], 0:lum.shape[1]]
+    dx, dy = xs - cx, cy - ys
+    dist = np.hypot(dx, dy)
+    inside = dist <= search_px
+    background = float(np.median(lum[inside & (dist > 0.85 * search_px)]))
+    plateau = float(np.median(lum[dist <= 0.4 * search_px]))
+    return dx, dy, dist, inside & (lum > background + 0.5 * (plateau - background))
+
+
+def _luminance(image_linear: np.ndarray) -> np.ndarray:
+    lum = np.asarray(image_linear, dtype=np.float64)
+    return lum[..., :3].mean(axis=-1) if lum.ndim == 3 else lum
+
+
+def polygon_vertex_angle_deg(image_linear: np.ndarray, centres_xy: list[tuple[float, float]],
+                             blades: int, search_px: int) -> float:
+    """Orientation of polygonal bokeh balls: the angle of a vertex, degrees counter-clockwise
+    from +x as seen on screen, in ``0 .. 360/blades``.
+
+    Uses the ``blades``-fold angular moment of the ball masks, weighted by distance^4 so the
+    vertices (the farthest pixels) dominate; summing over several balls averages out noise.
+    """
+    lum = _luminance(image_linear)
+    moment = 0j
+    for centre in centres_xy:
+        dx, dy, dist, ball = _ball_mask(lum, centre, search_px)
+        moment += np.sum(dist[ball] ** 4 * np.exp(1j * blades * np.arctan2(dy[ball], dx[ball])))
+    return float(np.degrees(np.angle(moment)) / blades % (360.0 / blades))
+
+
 def bokeh_ball_radius_px(image_linear: np.ndarray, centre_xy: tuple[float, float], search_px: int) -> float:
     """Radius (px) of an isolated bokeh ball around ``centre_xy`` in a scene-linear image.
 
@@ -97,15 +130,5 @@ def bokeh_ball_radius_px(image_linear: np.ndarray, centre_xy: tuple[float, float
     disc blurred by a small kernel the half-level contour sits at the disc edge, so this reads
     the CoC radius without fitting a shape.
     """
-    lum = np.asarray(image_linear, dtype=np.float64)
-    lum = lum[..., :3].mean(axis=-1) if lum.ndim == 3 else lum
-    cx, cy = centre_xy
-    ys, xs = np.mgrid[0:lum.shape[0], 0:lum.shape[1]]
-    dist = np.hypot(xs - cx, ys - cy)
-    inside = dist <= search_px
-    ring = inside & (dist > 0.85 * search_px)
-    background = float(np.median(lum[ring]))
-    plateau = float(np.median(lum[dist <= 0.4 * search_px]))
-    half = background + 0.5 * (plateau - background)
-    area = float(np.count_nonzero(inside & (lum > half)))
-    return math.sqrt(area / math.pi)
+    _, _, _, ball = _ball_mask(_luminance(image_linear), centre_xy, search_px)
+    return math.sqrt(float(np.count_nonzero(ball)) / math.pi)

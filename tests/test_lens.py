@@ -70,3 +70,9 @@ def test_numpy_scalars_are_accepted_and_strings_are_not():
     assert lens.k_px(100) > 0
     with pytest.raises(LensError):
         ThinLens(fstop="2.8")
+
+
+def test_cg_camera_drops_the_focus_breathing_factor():
+    real = ThinLens(85, 1.4, 36, 2.0)
+    cg = ThinLens(85, 1.4, 36, 2.0, cg_camera=True)
+    assert cg.k_px(384) / real.k_px(384) == pytest.approx(1 - 0.085 / 2.0)

@@ -193,3 +193,12 @@ def test_bad_input_errors_say_what_and_where():
         render_coc(np.zeros((8, 10), np.float32), np.zeros((8, 10), np.float32))
     out = render_frame(img, depth, ThinLens(), bad_depth="far")  # documented treatment instead
     assert np.isfinite(out).all()
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device")
+def test_cuda_render_matches_cpu():
+    img, coc = _layered_scene(4, 96, 128)
+    coc = coc * 4
+    cpu = render_coc(img, coc, aperture=Aperture(blades=7))
+    gpu = render_coc(img, coc, aperture=Aperture(blades=7), device="cuda")
+    assert np.abs(cpu - gpu).max() < 1e-3 * max(1.0, np.abs(cpu).max())

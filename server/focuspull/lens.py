@@ -37,12 +37,19 @@ DEPTH_MATH_HELP = {
 
 @dataclass(frozen=True)
 class ThinLens:
-    """A physical thin lens.  All lengths carry their unit in the name."""
+    """A physical thin lens.  All lengths carry their unit in the name.
+
+    ``cg_camera``: CG renderers (Blender Cycles measured, bench/README.md) keep the image
+    plane at the focal length whatever the focus distance, so their blur lacks the real
+    lens' ``S_f / (S_f - f)`` factor (4 % at 85 mm focused at 2 m).  Set it to match a CG
+    render's own depth of field; leave it off for photographed plates.
+    """
 
     focal_length_mm: float = 50.0
     fstop: float = 2.8
     sensor_width_mm: float = 36.0
     focus_distance_m: float = 3.0
+    cg_camera: bool = False
 
     def __post_init__(self) -> None:
         _positive("focal_length_mm", self.focal_length_mm)
@@ -64,7 +71,8 @@ class ThinLens:
         """CoC radius in pixels per unit of disparity (1/m) for an image this wide."""
         f_m = self.focal_length_mm / 1000.0
         s_f = self.focus_distance_m
-        radius_m_per_disparity = (f_m / (2.0 * self.fstop)) * f_m * s_f / (s_f - f_m)
+        image_distance_m = f_m if self.cg_camera else f_m * s_f / (s_f - f_m)
+        radius_m_per_disparity = (f_m / (2.0 * self.fstop)) * image_distance_m
         sensor_m = self.sensor_width_mm / 1000.0
         return radius_m_per_disparity / sensor_m * float(image_width_px)
 
