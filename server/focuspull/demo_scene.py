@@ -3,7 +3,7 @@
 The scene, seen through a 50 mm lens on a full-frame sensor (planar depth in metres):
 
 * a textured back wall at 14 m strung with small, very bright lights (scene-linear
-  values of 20-60): out of focus they become bokeh balls, the signature of a real lens;
+  values up to ~25): out of focus they become bokeh balls, the signature of a real lens;
 * a tiled floor from the bottom of the frame to the wall (depth grows up the frame, so
   the focal plane is visible as a sharp band sliding along it);
 * a striped ball at 4.5 m rolling across the frame (motion);
@@ -122,7 +122,7 @@ class DemoScene:
             d2 = ((x - lx) * w) ** 2 + ((y - ly) * h) ** 2
             twinkle = 1.0 + 0.3 * np.sin(2 * np.pi * (t * 3 + i * 0.37))
             warm = np.array([1.0, 0.75, 0.45], np.float32) if i % 3 else np.array([0.5, 0.7, 1.0], np.float32)
-            _put(rgb, depth, d2 <= radius ** 2, warm * 40.0 * twinkle, WALL_DEPTH_M - 0.05)
+            _put(rgb, depth, d2 <= radius ** 2, warm * 18.0 * twinkle, WALL_DEPTH_M - 0.05)
 
         # Lantern at 8 m, bobbing: a glowing box with a dark frame.
         ly = 0.30 + 0.05 * np.sin(2 * np.pi * t)

@@ -143,11 +143,12 @@ class Animated:
             return v0 + (v1 - v0) * u
         m0, m1 = self._tangents()[i], self._tangents()[i + 1]
         h = f1 - f0
-        h00 = (1 + 2 * u) * (1 - u) ** 2
+        # Cubic Hermite, written as v0 + ease * (v1 - v0) + tangent terms (h00 = 1 - h01),
+        # so a hold between equal keys is exactly constant, not off by rounding.
         h10 = u * (1 - u) ** 2
         h01 = u * u * (3 - 2 * u)
         h11 = u * u * (u - 1)
-        return h00 * v0 + h10 * h * m0 + h01 * v1 + h11 * h * m1
+        return v0 + h01 * (v1 - v0) + h * (h10 * m0 + h11 * m1)
 
     def _tangents(self) -> list[float]:
         """Fritsch-Carlson tangents: zero at extrema and ends, limited so no overshoot."""

@@ -97,7 +97,7 @@ class _DiskClip:
     def _read(self, pattern: SequencePattern, frame: int):
         key = (str(pattern), frame)
         if key not in self._cache:
-            if len(self._cache) >= 8:
+            if len(self._cache) >= 3:  # colour and depth of a frame come from one read; 4K is big
                 self._cache.pop(next(iter(self._cache)))
             self._cache[key] = read_image(pattern.path(frame), transfer=self.job.input.transfer
                                           if pattern is self.pattern else "linear")
@@ -288,6 +288,8 @@ def lens_at(job: RenderJob, frame: int, focus_disparity: float):
 
 def _check_lens_everywhere(job: RenderJob, frames: list[int]) -> None:
     """Raise a LensError now rather than on frame 87 of 100."""
+    if job.depth.depth_math == "direct":
+        return  # the depth channel is the CoC: lens and focus settings play no part
     for frame in frames:
         if job.focus.mode == "distance":
             lens_at(job, frame, 1.0 / job.focus.distance_m.value_at(frame))
@@ -374,24 +376,26 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     clip = _InbandClip(job, inband) if inband is not None else _DiskClip(job)
     frames = list(clip.frames)
     _check_lens_everywhere(job, frames)
+    if job.focus.mode == "matte" and not isinstance(clip, _InbandClip):
+        clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
+    render = _renderer(job, cancelled)  # checks aperture and highlights
+    disparity = _Disparity(job, clip)  # loads the depth model, if any
     names, passthrough = _output_channels(job, clip)
     to_render, skipped = _plan_output(job, clip, frames, names)
     result = JobResult(skipped=skipped)
-    if job.focus.mode == "matte" and not isinstance(clip, _InbandClip):
-        clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
     if job.output.preview:
         preview_dir = os.path.dirname(os.path.abspath(job.output.preview))
-        if not os.path.isdir(preview_dir):
-            raise InputError(f"the preview directory {preview_dir} does not exist",
-                             "create it, or pass --preview in an existing directory")
+        try:
+            os.makedirs(preview_dir, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the preview directory {preview_dir}: {exc.strerror}",
+                             "pass --preview in a writable directory") from None
     if not to_render:
         result.elapsed_s = time.monotonic() - started
         return result
 
-    disparity = _Disparity(job, clip)
     focus = _Focus(job, clip, disparity)
     focus.prepare(to_render)
-    render = _renderer(job, cancelled)
     out = SequencePattern(job.output.pattern) if job.output.pattern else None
     preview = None
     if job.output.preview:
@@ -424,11 +428,13 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                           "fps": fps, "eta_s": eta_s, "path": path})
     except BaseException:
         if preview is not None:
-            preview.close()  # keep what was rendered viewable
-            result.preview = job.output.preview
+            try:  # keep what was rendered viewable, but never mask the real error
+                if preview.close():
+                    result.preview = job.output.preview
+            except Exception:  # noqa: BLE001
+                preview.abort()
         raise
-    if preview is not None:
-        preview.close()
+    if preview is not None and preview.close():
         result.preview = job.output.preview
     result.elapsed_s = time.monotonic() - started
     return result

@@ -34,7 +34,7 @@ examples:
   focuspull render plate.####.png out/plate.####.exr --depth-model tiny \\
       --depth-checkpoint ./models/tiny --size 12 --focus-point 400,300 --stabilise 2
   focuspull render shot.####.exr out/setup.####.exr --setup-view --focus-distance 3
-      (green = in focus, red = behind, blue = in front)
+      (green = in focus, red = in front of it, blue = behind it)
 
 resume a farm render that stopped:  add --resume (complete frames are skipped)."""
 
@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("input", metavar="IN", help="input sequence, e.g. shot.####.exr or shot.%%04d.exr")
     parser.add_argument("output", metavar="OUT", help="output sequence, e.g. out/shot_dof.####.exr")
+
+    parser.add_argument("--input-transfer", metavar="CURVE",
+                        help="transfer function of display-referred input (srgb, rec709, gamma2.2, "
+                             "linear); default: linear for EXR, sRGB for PNG/JPEG")
 
     lens = parser.add_argument_group("lens (physical)")
     lens.add_argument("--focal-length", metavar="MM", help="focal length in mm (default 50)")
@@ -86,9 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="steady flickering depth over +-FRAMES frames (default 0 = off)")
 
     bokeh = parser.add_argument_group("bokeh")
-    bokeh.add_argument("--blades", type=int, default=0, help="aperture blades (0 = round disc, default)")
+    bokeh.add_argument("--blades", metavar="N", type=int, default=0, help="aperture blades (0 = round disc, default)")
     bokeh.add_argument("--rotation", metavar="DEG", type=float, default=0.0, help="blade rotation in degrees")
-    bokeh.add_argument("--roundness", type=float, default=0.0, help="0 = straight blades .. 1 = round")
+    bokeh.add_argument("--roundness", metavar="0..1", type=float, default=0.0, help="0 = straight blades .. 1 = round")
     bokeh.add_argument("--highlight-threshold", metavar="T", type=float,
                        help="display-referred input: boost highlights above T (0..1) into bokeh balls")
     bokeh.add_argument("--highlight-gain", metavar="G", type=float, default=4.0,
@@ -98,7 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--frames", metavar="RANGE", help="e.g. 1001-1100, 1-100x2, 1001,1005 (default: all on disk)")
     out.add_argument("--resume", action="store_true", help="skip frames already complete in OUT")
     out.add_argument("--overwrite", action="store_true", help="replace existing frames in OUT")
-    out.add_argument("--compression", default="zip", help="EXR compression: zip (default), piz, dwaa, none, ...")
+    out.add_argument("--compression", metavar="NAME", default="zip", help="EXR compression: zip (default), piz, dwaa, none, ...")
     out.add_argument("--float", dest="half", action="store_false",
                      help="write 32-bit float colour (default: half float)")
     out.add_argument("--no-depth-out", dest="keep_depth", action="store_false",
@@ -106,7 +110,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--preview", metavar="MOVIE.mp4", help="also write an sRGB H.264 preview movie")
     out.add_argument("--preview-fps", metavar="FPS", type=float, help="preview frame rate (default 24 or the camera's)")
     out.add_argument("--setup-view", action="store_true",
-                     help="write the focal-plane setup view instead (green in focus, red behind, blue in front)")
+                     help="write the focal-plane setup view instead (green in focus, red in front, blue behind)")
 
     run_group = parser.add_argument_group("render")
     run_group.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
@@ -201,7 +205,7 @@ def job_dict_from_args(args: argparse.Namespace) -> dict:
     if fps is None:
         fps = camera["fps"].value_at(0) if "fps" in camera else 24.0
     return {
-        "input": {"pattern": args.input},
+        "input": {"pattern": args.input, "transfer": args.input_transfer},
         "frames": frames,
         "depth": depth,
         "lens": lens,
