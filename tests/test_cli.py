@@ -124,6 +124,17 @@ def test_options_become_the_job_a_compositor_means():
     assert (job.aperture.blades, job.aperture.rotation_deg) == (6, 12.0)
 
 
+def test_cg_camera_reaches_the_lens_of_every_frame():
+    from focuspull.pipeline import lens_at
+
+    plain = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr")))
+    cg = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr", "--cg-camera")))
+    assert not plain.lens.cg_camera and cg.lens.cg_camera
+    assert RenderJob.from_dict(cg.to_dict()).lens.cg_camera
+    # Same settings, less blur: the image plane stays at the focal length.
+    assert lens_at(cg, 1, 0.5).k_px(1000) < lens_at(plain, 1, 0.5).k_px(1000)
+
+
 def test_command_line_overrides_the_camera_file(tmp_path):
     cam = tmp_path / "cam.json"
     cam.write_text(json.dumps({"fps": 25, "frames": {

@@ -192,6 +192,7 @@ class LensSpec:
     focal_length_mm: Animated = _spec(check=_animated, factory=lambda: Animated.constant(50.0))
     fstop: Animated = _spec(check=_animated, factory=lambda: Animated.constant(2.8))
     sensor_width_mm: Animated = _spec(check=_animated, factory=lambda: Animated.constant(36.0))
+    cg_camera: bool = _spec(False, _bool)
     size_px: Optional[Animated] = _spec(None, _opt(_animated))
     k: Optional[Animated] = _spec(None, _opt(_animated))
     max_size_px: Optional[float] = _spec(None, _opt(_float))

@@ -276,7 +276,8 @@ def lens_at(job: RenderJob, frame: int, focus_disparity: float):
     if lens.mode == "physical":
         focus_disparity = max(focus_disparity, _FAR_FOCUS_DISPARITY)
         return ThinLens(lens.focal_length_mm.value_at(frame), lens.fstop.value_at(frame),
-                        lens.sensor_width_mm.value_at(frame), 1.0 / focus_disparity)
+                        lens.sensor_width_mm.value_at(frame), 1.0 / focus_disparity,
+                        cg_camera=lens.cg_camera)
     if lens.size_px is not None:
         if focus_disparity <= 0:
             raise LensError(f"frame {frame}: focus is at infinity (disparity {focus_disparity:g}); "

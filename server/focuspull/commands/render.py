@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     lens.add_argument("--fstop", metavar="N", help="f-number, e.g. 2.8 (default 2.8)")
     lens.add_argument("--sensor-width", metavar="MM",
                       help="sensor/film back width in mm (default 36, full frame)")
+    lens.add_argument("--cg-camera", action="store_true",
+                      help="match a CG render's own depth of field (Blender Cycles and other renderers "
+                           "whose image plane stays at the focal length; ~4%% less blur up close)")
     lens.add_argument("--camera", metavar="FILE.json",
                       help="per-frame camera exported from CG: focal_length_mm, fstop, "
                            "focus_distance_m, sensor_width_mm (options override it)")
@@ -160,6 +163,10 @@ def job_dict_from_args(args: argparse.Namespace) -> dict:
                          "(artistic blur) both set the blur",
                          "use the physical lens options or --size/--k, not both")
     lens: dict = {"mode": "artistic" if artistic else "physical", "max_size_px": args.max_size}
+    if args.cg_camera:
+        if artistic:
+            raise InputError("--cg-camera applies to the physical lens", "drop --size/--k, or drop --cg-camera")
+        lens["cg_camera"] = True
     if artistic:
         lens["size_px" if args.size is not None else "k"] = animated(
             "--size" if args.size is not None else "--k", args.size if args.size is not None else args.k)
