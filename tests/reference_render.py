@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from focuspull.aperture import aperture_kernel
-from focuspull.mpi import hidden_layer, place_planes
+from focuspull.mpi import extend_borders, hidden_layer, place_planes
 
 
 def _convolve_full(img, kernel):
@@ -28,8 +28,12 @@ def _tent(coc, stack, plane):
 
 
 def reference_render(image, coc, aperture=None, spacing=1.0):
-    image = image.astype(np.float64)
-    coc = coc.astype(np.float64)
+    # The border extension is an input here, like the hidden layer: shared with focuspull.
+    border = int(np.ceil(np.abs(coc).max())) + 1 if np.abs(coc).max() > 0.5 else 0
+    t_img, t_coc = extend_borders(torch.from_numpy(image.astype(np.float64)).permute(2, 0, 1)[None],
+                                  torch.from_numpy(coc.astype(np.float64))[None, None], border)
+    image = t_img[0].permute(1, 2, 0).numpy()
+    coc = t_coc[0, 0].numpy()
     h, w, c = image.shape
     stack = place_planes(coc.min(), coc.max(), spacing)
     t_img = torch.from_numpy(image).permute(2, 0, 1)[None]
@@ -51,4 +55,5 @@ def reference_render(image, coc, aperture=None, spacing=1.0):
         transmit = np.clip(1.0 - in_front, 0.0, 1.0)
         total += b * transmit[..., None]
         blurred_cover.append(b[..., -1])
-    return total[..., :c] / total[..., c:]
+    out = total[..., :c] / total[..., c:]
+    return out[border:h - border, border:w - border]

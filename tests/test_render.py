@@ -202,3 +202,30 @@ def test_cuda_render_matches_cpu():
     cpu = render_coc(img, coc, aperture=Aperture(blades=7))
     gpu = render_coc(img, coc, aperture=Aperture(blades=7), device="cuda")
     assert np.abs(cpu - gpu).max() < 1e-3 * max(1.0, np.abs(cpu).max())
+
+
+@pytest.mark.parametrize("radius,distance", [(30.0, 10), (40.0, 0), (100.0, 60), (128.0, 150)])
+def test_bokeh_ball_at_the_frame_edge_is_cut_not_brightened(radius, distance):
+    """A disc reaching past the frame keeps its brightness; only what is inside stays."""
+    n = int(2 * radius + 60)
+    img = np.full((n, n, 3), BG, np.float32)
+    energy = 1e5
+    img[n // 2, distance] = energy
+    out = render_coc(img, np.full((n, n), radius, np.float32))
+    plateau = energy / (math.pi * radius**2)
+    # Fraction of the disc inside the frame (the frame's left edge is at x = -0.5).
+    xs = np.linspace(-radius, radius, 20001)
+    chord = 2 * np.sqrt(np.maximum(radius**2 - xs**2, 0))
+    inside = (chord * (xs >= -distance - 0.5)).sum() / chord.sum()
+    light = out[..., 0].sum() - BG * n * n
+    assert abs(light / (energy * inside) - 1) < 0.02
+    # Right at the frame edge the disc is as bright as at its centre.
+    assert abs((out[n // 2, 0, 0] - BG) / plateau - 1) < 0.05
+    assert abs((out[n // 2, distance + 2, 0] - BG) / plateau - 1) < 0.05
+
+
+def test_uniform_background_stays_uniform_at_the_frame_edge():
+    rng = np.random.default_rng(5)
+    img = np.full((64, 96, 3), 0.3, np.float32) + rng.normal(0, 0.01, (64, 96, 3)).astype(np.float32)
+    out = render_coc(img, np.full((64, 96), 12.0, np.float32))
+    assert np.abs(out - 0.3).max() < 0.01

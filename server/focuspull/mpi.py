@@ -116,6 +116,35 @@ def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[
     return filled[..., :h, :w], reached[..., :h, :w]
 
 
+def _highlight_weight(image: torch.Tensor) -> torch.Tensor:
+    """Averaging weight that lets highlights barely count when guessing unseen content.
+
+    What lies behind an edge or beyond the frame is unknown; spreading a point light seen
+    next to it over a whole area would invent energy.
+    """
+    luma = image[:, :3].clamp_min(0).mean(dim=1, keepdim=True)
+    return 1.0 / (1.0 + luma) ** 2
+
+
+def extend_borders(image: torch.Tensor, coc: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad ``image`` (1xCxHxW) and ``coc`` (1x1xHxW) by ``pad`` px of guessed surroundings.
+
+    Blur near the frame edge gathers light from beyond it.  Treating that as empty would
+    darken the edge (or, renormalised, brighten any bokeh ball that reaches it); instead the
+    nearest content is extended outwards, highlights down-weighted, as for hidden background.
+    """
+    if pad <= 0:
+        return image, coc
+    # Depth is clamped to the edge: interpolating it would invent surfaces between a
+    # foreground and its background that then blur into the in-focus edge.
+    coc_padded = F.pad(coc, (pad, pad, pad, pad), mode="replicate")
+    inside = F.pad(torch.ones_like(coc), (pad, pad, pad, pad))
+    weight = inside * F.pad(_highlight_weight(image), (pad, pad, pad, pad))
+    padded = F.pad(image, (pad, pad, pad, pad))
+    filled, _ = _extend(padded, weight, pad)
+    return torch.where(inside > 0, padded, filled).contiguous(), coc_padded
+
+
 def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
                  reveal_radius_px: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Estimate the background hidden behind foreground edges.
@@ -158,10 +187,7 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
     occluder_coc = torch.where(occluder, coc, torch.full_like(coc, big))
     nearest_occluder = -_coarse_max_filter(-occluder_coc, 4 * radius)
     background = (~occluder) & (coc >= nearest_occluder + gap)
-    # What hides behind an edge is unknown; spreading a point light seen next to it over
-    # the whole band would invent energy, so highlights barely count in the average.
-    luma = image[:, :3].clamp_min(0).mean(dim=1, keepdim=True)
-    weight = background.to(image.dtype) / (1.0 + luma) ** 2
+    weight = background.to(image.dtype) * _highlight_weight(image)
     filled, reached = _extend(torch.cat([image, coc], dim=1), weight, radius)
     hidden_colour, hidden_coc = filled[:, :-1], filled[:, -1:]
     mask = occluder & reached & ((hidden_coc - coc) >= gap)

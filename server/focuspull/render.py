@@ -14,7 +14,9 @@ Algorithm (docs/renderer.md has the long form):
    occlude itself; summing coverage (rather than multiplying transmittances) makes the
    two halves of a split pixel occlude what is behind as fully as the whole pixel.
 4. The accumulated colour is divided by the accumulated coverage, which removes the
-   darkening at the blurred edges of holes and of the frame.
+   darkening at the blurred edges of holes.  Beyond the frame, the nearest content is
+   extended by the largest blur radius first (highlights down-weighted), so the frame
+   edge neither darkens nor brightens a bokeh ball that reaches it.
 
 A sharp foreground therefore gets nothing of the background over it (its coverage is
 1 at every pixel it covers), and a blurred foreground has coverage < 1 across its
@@ -34,7 +36,7 @@ from focuspull.aperture import Aperture
 from focuspull.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, level_scale
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.mpi import hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.mpi import extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
 from focuspull.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
@@ -162,8 +164,11 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         if highlights is not None:
             x = apply_highlights(x, highlights)
         coc = torch.from_numpy(coc_px).to(dev, dtype)[None, None]
-        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
         reveal = float(coc.abs().max())
+        border = int(math.ceil(reveal)) + 1 if reveal > 0.5 else 0
+        x, coc = extend_borders(x, coc, border)
+        height, width = x.shape[-2:]
+        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
         hid_colour, hid_coc, hid_mask = hidden_layer(x, coc, plane_spacing_px, reveal)
         vis_f = plane_coordinate(coc, stack)
         spans = [_span(vis_f)]
@@ -201,6 +206,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         weight = total[:, -1:]
         out = total[:, :-1] / weight.clamp_min(1e-12)
         out = torch.where(weight > 1e-12, out, x)
+        out = out[..., border:height - border, border:width - border]
         return out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
 
 
