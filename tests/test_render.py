@@ -229,3 +229,19 @@ def test_uniform_background_stays_uniform_at_the_frame_edge():
     img = np.full((64, 96, 3), 0.3, np.float32) + rng.normal(0, 0.01, (64, 96, 3)).astype(np.float32)
     out = render_coc(img, np.full((64, 96), 12.0, np.float32))
     assert np.abs(out - 0.3).max() < 0.01
+
+
+def test_a_bokeh_ball_does_not_depend_on_unrelated_content_at_the_frame_edge():
+    """Coarse planes sit on a fixed grid: content elsewhere on the plane must not shift them."""
+    h, w = 160, 320
+    img = np.full((h, w, 3), 0.02, np.float32)
+    img[80, 200] = 500.0
+    coc = np.zeros((h, w), np.float32)
+    coc[40:120, 150:250] = 30.0  # planes at 30 px run on a 2x coarser grid
+    alone = render_coc(img, coc)
+    img2, coc2 = img.copy(), coc.copy()
+    for x0 in (0, 1, 3):  # something on the same plane at the frame edge, out of reach
+        img2[70:90, x0:x0 + 40] = 0.3
+        coc2[70:90, x0:x0 + 40] = 30.0
+        both = render_coc(img2, coc2)
+        assert np.abs(both[40:120, 190:250] - alone[40:120, 190:250]).max() < 1e-5

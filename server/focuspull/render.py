@@ -108,8 +108,12 @@ class _PlaneTiles:
         self.hi = hi_all[0, 0].cpu().numpy()
         self.height, self.width = height, width
 
-    def regions(self, plane: int, halo_px: int) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
-        """``(crop box, core box, owned tiles)`` per rectangle; boxes are ``y0, y1, x0, x1`` px."""
+    def regions(self, plane: int, halo_px: int, align: int = 1) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
+        """``(crop box, core box, owned tiles)`` per rectangle; boxes are ``y0, y1, x0, x1`` px.
+
+        Crop origins are multiples of ``align`` (the plane's coarse-grid step), so the coarse
+        grid sits at the same place whatever else is on the plane: no shimmer over a shot.
+        """
         active = (self.lo <= plane) & (plane <= self.hi)
         if not active.any():
             return []
@@ -117,8 +121,8 @@ class _PlaneTiles:
         for reg in plane_regions(active, halo_px / _TILE):
             core = (reg.r0 * _TILE, min(self.height, reg.r1 * _TILE),
                     reg.c0 * _TILE, min(self.width, reg.c1 * _TILE))
-            crop = (max(0, core[0] - halo_px), min(self.height, core[1] + halo_px),
-                    max(0, core[2] - halo_px), min(self.width, core[3] + halo_px))
+            crop = (max(0, (core[0] - halo_px) // align * align), min(self.height, core[1] + halo_px),
+                    max(0, (core[2] - halo_px) // align * align), min(self.width, core[3] + halo_px))
             out.append((crop, core, reg.owned))
         return out
 
@@ -187,9 +191,10 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
             if cancelled is not None and cancelled():
                 raise Cancelled("render cancelled", "")
             radius = stack.radius_px(plane)
-            halo = int(math.ceil(radius)) + level_scale(radius, level_radius_px) + 1
+            scale = level_scale(radius, level_radius_px)
+            halo = int(math.ceil(radius)) + scale + 1
             current = []
-            for crop, core, owned in tiles.regions(plane, halo):
+            for crop, core, owned in tiles.regions(plane, halo, align=scale):
                 y0, y1, x0, x1 = crop
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
                 if not bool(transmit.max() > 0):
