@@ -9,6 +9,7 @@ import torch
 
 from focuspull.aperture import aperture_kernel
 from focuspull.mpi import extend_borders, hidden_layer, place_planes
+from focuspull.render import frame_border_px
 
 
 def _convolve_full(img, kernel):
@@ -29,7 +30,7 @@ def _tent(coc, stack, plane):
 
 def reference_render(image, coc, aperture=None, spacing=1.0):
     # The border extension is an input here, like the hidden layer: shared with focuspull.
-    border = int(np.ceil(np.abs(coc).max())) + 1 if np.abs(coc).max() > 0.5 else 0
+    border = frame_border_px(float(np.abs(coc).max()), *coc.shape, level_radius_px=float("inf"))
     t_img, t_coc = extend_borders(torch.from_numpy(image.astype(np.float64)).permute(2, 0, 1)[None],
                                   torch.from_numpy(coc.astype(np.float64))[None, None], border)
     image = t_img[0].permute(1, 2, 0).numpy()

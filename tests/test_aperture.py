@@ -59,3 +59,25 @@ def test_bad_apertures_are_refused_with_a_hint(kwargs):
     with pytest.raises(InputError) as err:
         Aperture(**kwargs)
     assert err.value.hint
+
+
+def test_cached_kernels_are_read_only_and_stay_normalised():
+    k = aperture_kernel(Aperture(), 3.0)
+    with pytest.raises(ValueError):
+        k *= 2
+    assert abs(aperture_kernel(Aperture(), 3.0).sum() - 1) < 1e-5
+
+
+def test_blade_counts_from_numpy_or_keyframes_and_bad_rotation():
+    assert Aperture(blades=np.int64(6)).blades == 6 and Aperture(blades=6.0).blades == 6
+    with pytest.raises(InputError, match="whole number"):
+        Aperture(blades=6.5)
+    with pytest.raises(InputError, match="rotation"):
+        Aperture(blades=6, rotation_deg=float("nan"))
+
+
+def test_custom_image_cache_keys_on_content_not_copies():
+    img = np.random.default_rng(0).random((64, 64))
+    a, b = Aperture(image=img), Aperture(image=img.copy())
+    assert a.key == b.key and len(a.key[3]) == 40  # a sha1 digest, not the pixels
+    assert np.array_equal(aperture_kernel(a, 9.0), aperture_kernel(b, 9.0))

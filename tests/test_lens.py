@@ -76,3 +76,18 @@ def test_cg_camera_drops_the_focus_breathing_factor():
     real = ThinLens(85, 1.4, 36, 2.0)
     cg = ThinLens(85, 1.4, 36, 2.0, cg_camera=True)
     assert cg.k_px(384) / real.k_px(384) == pytest.approx(1 - 0.085 / 2.0)
+
+
+def test_nonsense_settings_are_refused_and_messages_name_what_is_wrong():
+    with pytest.raises(LensError, match="max"):
+        coc_from_depth(np.ones((2, 2), np.float32), ThinLens(), max_radius_px=-5)
+    with pytest.raises(DepthError, match="bad_depth"):
+        coc_from_depth(np.ones((2, 2), np.float32), ThinLens(), "direct", bad_depth="nonsense")
+    with pytest.raises(DepthError, match=r"invalid \(infinite\)"):
+        disparity_from_depth(np.array([[1.0, np.inf]], np.float32), "far=0")
+
+
+def test_direct_coc_far_gives_bad_pixels_the_farthest_blur():
+    coc = np.array([[1.0, 7.5, np.nan, -3.0]], np.float32)
+    out = coc_from_depth(coc, None, "direct", bad_depth="far")
+    assert out.tolist() == [[1.0, 7.5, 7.5, -3.0]]

@@ -245,3 +245,56 @@ def test_a_bokeh_ball_does_not_depend_on_unrelated_content_at_the_frame_edge():
         coc2[70:90, x0:x0 + 40] = 30.0
         both = render_coc(img2, coc2)
         assert np.abs(both[40:120, 190:250] - alone[40:120, 190:250]).max() < 1e-5
+
+
+@pytest.mark.parametrize("far_coc", [31.0, 33.0, 45.0])
+def test_a_bokeh_ball_does_not_flicker_when_the_frames_largest_blur_changes(far_coc):
+    """The frame's largest CoC sets the padding; the coarse grids must not move with it."""
+    h, w = 128, 200
+    img = np.full((h, w, 3), 0.02, np.float32)
+    img[64, 120] = 500.0
+    coc = np.full((h, w), 30.0, np.float32)
+    reference = render_coc(img, coc)
+    coc2 = coc.copy()
+    coc2[2, 2] = far_coc  # one pixel far out of the ball's reach
+    changed = render_coc(img, coc2)
+    assert np.abs(changed[40:90, 95:145] - reference[40:90, 95:145]).max() < 1e-4
+
+
+def test_frame_edge_detail_does_not_depend_on_a_far_pixels_blur():
+    rng = np.random.default_rng(9)
+    h, w = 96, 320
+    img = (0.3 + 0.1 * rng.random((h, w, 3))).astype(np.float32)
+    img[rng.random((h, w)) > 0.995] = 20.0
+    coc = np.full((h, w), 12.0, np.float32)
+    base = render_coc(img, coc)
+    for patch in (14.0, 20.0, 40.0):
+        coc2 = coc.copy()
+        coc2[40:44, 300:304] = patch
+        out = render_coc(img, coc2)
+        assert np.abs(out[:, :40] - base[:, :40]).max() < 1e-4
+
+
+def test_one_wild_depth_sample_is_refused_with_where_and_what_to_do():
+    img = np.full((64, 64, 3), 0.2, np.float32)
+    coc = np.full((64, 64), 2.0, np.float32)
+    coc[10, 12] = -1500.0  # e.g. a near-clip Z sample
+    with pytest.raises(DepthError, match=r"1500 px.*x=12, y=10") as err:
+        render_coc(img, coc)
+    assert "--max-size" in err.value.hint
+    coc[10, 12] = -40.0  # large but possible: renders
+    assert np.isfinite(render_coc(img, coc)).all()
+
+
+def test_flipped_views_and_float64_input_are_accepted_or_refused_cleanly():
+    rng = np.random.default_rng(2)
+    img = rng.random((40, 50, 3)).astype(np.float32)
+    coc = np.full((40, 50), 3.0, np.float32)
+    flipped = render_coc(img[:, ::-1], coc[::-1])
+    assert np.allclose(flipped, render_coc(np.ascontiguousarray(img[:, ::-1]), coc), atol=1e-6)
+    huge = img.astype(np.float64)
+    huge[3, 4] = 1e39  # finite in float64, inf in float32
+    with pytest.raises(InputError, match="x=4, y=3"):
+        render_coc(huge, coc)
+    with pytest.raises(InputError):
+        render_coc(np.zeros((0, 5, 3), np.float32), np.zeros((0, 5), np.float32))

@@ -10,7 +10,9 @@ in the thin-lens disc, as blades close down a round opening (Cycles does the sam
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import numbers
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -44,9 +46,16 @@ class Aperture:
     image: np.ndarray | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        blades = self.blades
+        if isinstance(blades, numbers.Real) and not isinstance(blades, bool) \
+                and math.isfinite(blades) and float(blades).is_integer():
+            object.__setattr__(self, "blades", int(blades))  # 6.0 and numpy ints are fine
         if self.blades != 0 and (not isinstance(self.blades, int) or self.blades < 3):
-            raise InputError(f"blades must be 0 (round) or at least 3, got {self.blades!r}",
+            raise InputError(f"blades must be 0 (round) or a whole number >= 3, got {blades!r}",
                              "pass --blades 0 for a disc or e.g. --blades 6")
+        if not (isinstance(self.rotation_deg, numbers.Real) and math.isfinite(self.rotation_deg)):
+            raise InputError(f"rotation must be a finite number of degrees, got {self.rotation_deg!r}",
+                             "pass e.g. --rotation 15")
         if not 0.0 <= self.roundness <= 1.0:
             raise InputError(f"roundness must be in 0..1, got {self.roundness}",
                              "pass e.g. --roundness 0.3")
@@ -59,13 +68,23 @@ class Aperture:
                 raise InputError("custom aperture image must be a non-empty 2D image of finite "
                                  "values >= 0 with some light in it",
                                  "pass a greyscale bokeh shape, bright on black")
+            img = np.ascontiguousarray(img)
+            img.setflags(write=False)
             object.__setattr__(self, "image", img)
+            digest = hashlib.sha1(img.tobytes()).hexdigest()
+            _CUSTOM_IMAGES[digest] = img
+            object.__setattr__(self, "_digest", digest)
 
     @property
     def key(self) -> tuple:
-        """Hashable identity (the custom image by content)."""
-        img_key = None if self.image is None else (self.image.shape, self.image.tobytes())
+        """Hashable identity: the custom image by a digest of its content, taken once."""
+        img_key = None if self.image is None else self._digest
         return (self.blades, float(self.rotation_deg), float(self.roundness), img_key)
+
+
+# Custom kernel images by content digest: the kernel cache keys on the digest, so it keeps
+# no copy of the image per radius.
+_CUSTOM_IMAGES: dict[str, np.ndarray] = {}
 
 
 DISC = Aperture()
@@ -95,13 +114,11 @@ def _inside(aperture: Aperture, x: np.ndarray, y: np.ndarray, radius: float) -> 
 def _kernel_cached(key: tuple, radius_q: float) -> np.ndarray:
     blades, rotation_deg, roundness, img_key = key
     if img_key is not None:
-        shape, data = img_key
-        image = np.frombuffer(data, dtype=np.float64).reshape(shape)
-        return _image_kernel(image, radius_q)
+        return _read_only(_image_kernel(_CUSTOM_IMAGES[img_key], radius_q))
     aperture = Aperture(blades=blades, rotation_deg=rotation_deg, roundness=roundness)
     big_r = _support(radius_q)
     if radius_q <= 0.5:
-        return np.ones((1, 1), np.float32)
+        return _read_only(np.ones((1, 1), np.float32))
     s = _samples(radius_q)
     offsets = (np.arange(s) + 0.5) / s - 0.5
     grid = np.arange(-big_r, big_r + 1, dtype=np.float64)
@@ -111,7 +128,13 @@ def _kernel_cached(key: tuple, radius_q: float) -> np.ndarray:
     inside = _inside(aperture, xx, yy, radius_q).astype(np.float64)
     n = 2 * big_r + 1
     cover = inside.reshape(n, s, n, s).mean(axis=(1, 3))
-    return (cover / cover.sum()).astype(np.float32)
+    return _read_only((cover / cover.sum()).astype(np.float32))
+
+
+def _read_only(kernel: np.ndarray) -> np.ndarray:
+    """Cached kernels are shared by every caller: nobody may scale one in place."""
+    kernel.setflags(write=False)
+    return kernel
 
 
 def _image_kernel(image: np.ndarray, radius: float) -> np.ndarray:
@@ -140,7 +163,8 @@ def aperture_kernel(aperture: Aperture | None, radius_px: float) -> np.ndarray:
     """Normalised kernel of the aperture at CoC radius ``radius_px`` (the sign is ignored).
 
     Returns:
-        ``(2R+1) x (2R+1)`` float32, ``R = ceil(|radius_px|)``, summing to 1.
+        ``(2R+1) x (2R+1)`` float32, ``R = ceil(|radius_px|)``, summing to 1; read-only
+        (it is cached and shared: copy it to change it).
     """
     radius = abs(float(radius_px))
     if not math.isfinite(radius):

@@ -16,8 +16,6 @@ import torch.nn.functional as F
 
 from focuspull.aperture import Aperture, aperture_kernel
 
-# Kernels up to this radius are applied directly; larger ones by FFT.
-DIRECT_MAX_RADIUS = 0  # torch's CPU conv2d with one channel is slower than FFT here
 DEFAULT_LEVEL_RADIUS_PX = 12.0
 
 
@@ -46,15 +44,12 @@ def _fast_len(n: int) -> int:
 
 def convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     """'Same'-size linear convolution of every channel of ``x`` (1xKxhxw) with ``kernel``."""
+    # FFT for every size: torch's CPU conv2d on one channel was slower even at 3x3.
     ksize = kernel.shape[-1]
     radius = ksize // 2
     if ksize == 1:
         return x * kernel.reshape(())
-    k, h, w = x.shape[1:]
-    if radius <= DIRECT_MAX_RADIUS:
-        weight = torch.flip(kernel, dims=(0, 1))[None, None]
-        out = F.conv2d(x.reshape(k, 1, h, w), weight, padding=radius)
-        return out.reshape(1, k, h, w)
+    h, w = x.shape[-2:]
     fh, fw = _fast_len(h + 2 * radius), _fast_len(w + 2 * radius)
     spectrum = torch.fft.rfft2(x, s=(fh, fw))
     spectrum *= torch.fft.rfft2(kernel, s=(fh, fw))
@@ -74,7 +69,7 @@ def blur_plane(layer: torch.Tensor, radius_px: float, aperture: Aperture | None,
     if scale > 1:
         pad_h, pad_w = (-h) % scale, (-w) % scale
         small = F.avg_pool2d(F.pad(layer, (0, pad_w, 0, pad_h)), scale)
-    kernel = torch.from_numpy(aperture_kernel(aperture, radius / scale)).to(layer.device, layer.dtype)
+    kernel = torch.tensor(aperture_kernel(aperture, radius / scale), device=layer.device, dtype=layer.dtype)
     out = convolve(small, kernel)
     if scale > 1:
         out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)

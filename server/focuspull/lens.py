@@ -136,6 +136,20 @@ def describe_bad_pixels(mask: np.ndarray, what: str) -> str:
     return f"{count} {what} pixel{'s' if count != 1 else ''} (first at x={xs[0]}, y={ys[0]})"
 
 
+def _bad_kinds(values: np.ndarray, bad: np.ndarray) -> str:
+    """'NaN, negative' -- what the invalid values actually are, for the message."""
+    v = values[bad]
+    kinds = [name for name, hit in (("NaN", np.isnan(v)), ("infinite", np.isinf(v)),
+                                    ("negative", v < 0), ("zero", v == 0)) if hit.any()]
+    return ", ".join(kinds) or "invalid"
+
+
+def _check_bad_depth(bad_depth: str) -> None:
+    if bad_depth not in ("error", "far"):
+        raise DepthError(f"bad_depth must be 'error' or 'far', got {bad_depth!r}",
+                         "pass bad_depth='far' (--bad-depth far) to treat invalid depth as infinitely far")
+
+
 def disparity_from_depth(depth: np.ndarray, depth_math: str = "depth", *,
                          bad_depth: str = "error") -> np.ndarray:
     """Convert a depth channel in one of :data:`DEPTH_MATHS` to disparity.
@@ -154,9 +168,7 @@ def disparity_from_depth(depth: np.ndarray, depth_math: str = "depth", *,
     if depth_math not in DEPTH_MATHS or depth_math == "direct":
         raise DepthError(f"depth math {depth_math!r} has no disparity",
                          f"use one of {', '.join(m for m in DEPTH_MATHS if m != 'direct')}")
-    if bad_depth not in ("error", "far"):
-        raise DepthError(f"bad_depth must be 'error' or 'far', got {bad_depth!r}",
-                         "pass bad_depth='far' to treat invalid depth as infinitely far")
+    _check_bad_depth(bad_depth)
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise DepthError(f"depth must be H x W, got shape {depth.shape}", "pass a single channel")
@@ -170,7 +182,7 @@ def disparity_from_depth(depth: np.ndarray, depth_math: str = "depth", *,
         disparity = np.where(bad, 0.0, depth).astype(np.float32)
     if bad.any() and bad_depth == "error":
         raise DepthError(
-            f"depth ({depth_math}) has {describe_bad_pixels(bad, 'invalid (NaN, negative or zero)')}",
+            f"depth ({depth_math}) has {describe_bad_pixels(bad, f'invalid ({_bad_kinds(depth, bad)})')}",
             "fix the depth pass, or pass --bad-depth far to treat those pixels as infinitely far",
         )
     return disparity
@@ -179,6 +191,9 @@ def disparity_from_depth(depth: np.ndarray, depth_math: str = "depth", *,
 def coc_from_disparity(disparity: np.ndarray, focus_disparity: float, k_px: float,
                        max_radius_px: float | None = None) -> np.ndarray:
     """Signed CoC radius in pixels: ``k_px * (focus_disparity - disparity)``, clamped to +-max."""
+    if max_radius_px is not None and not (max_radius_px >= 0 and math.isfinite(max_radius_px)):
+        raise LensError(f"maximum blur size must be a finite number of px >= 0, got {max_radius_px}",
+                        "pass e.g. --max-size 32")
     coc = (np.float32(k_px) * (np.float32(focus_disparity) - np.asarray(disparity, np.float32)))
     if max_radius_px is not None:
         coc = np.clip(coc, -max_radius_px, max_radius_px)
@@ -190,16 +205,19 @@ def coc_from_depth(depth: np.ndarray, lens: Lens, depth_math: str = "depth", *,
     """Signed CoC radius (px) of every pixel, from depth in any convention and a lens.
 
     For ``ThinLens`` the depth must be metric (``depth`` or ``far=0``).  For ``direct`` the
-    channel is the CoC itself (only ``max_radius_px`` applies).
+    channel is the CoC itself (only ``max_radius_px`` applies); there ``bad_depth="far"``
+    gives invalid pixels the largest behind-focus CoC of the frame (its farthest blur).
     """
+    _check_bad_depth(bad_depth)
     depth = np.asarray(depth, dtype=np.float32)
     if depth_math == "direct":
         bad = ~np.isfinite(depth)
         if bad.any():
             if bad_depth == "error":
-                raise DepthError(f"direct CoC has {describe_bad_pixels(bad, 'non-finite')}",
+                raise DepthError(f"direct CoC has {describe_bad_pixels(bad, f'invalid ({_bad_kinds(depth, bad)})')}",
                                  "fix the CoC pass, or pass --bad-depth far")
-            depth = np.where(bad, 0.0, depth).astype(np.float32)
+            farthest = float(depth[~bad].max()) if (~bad).any() else 0.0
+            depth = np.where(bad, max(farthest, 0.0), depth).astype(np.float32)
         return coc_from_disparity(-depth, 0.0, 1.0, max_radius_px)
     if isinstance(lens, ThinLens) and depth_math == "disparity_norm":
         raise LensError("a physical lens (focal length, f-stop) needs metric depth, "

@@ -23,6 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+# Cell size of the coarse grids used to guess unseen content (dilation, fill).  It is a
+# constant, and frame padding is a multiple of it, so the grids never move relative to
+# the picture from one frame to the next: a fixed grid cannot flicker.
+CELL_PX = 4
+
 # A hidden surface must lie at least this many planes behind the visible one: the
 # renderer's occlusion ignores the two planes nearest a surface (its own soft split),
 # so anything closer than 3 planes would leak through an in-focus surface.
@@ -74,8 +79,8 @@ def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def _coarse_max_filter(coc: torch.Tensor, radius: int) -> torch.Tensor:
-    """Dilation by about ``radius`` px computed on a coarser grid (cheap for large radii)."""
-    step = max(1, radius // 8)
+    """Dilation by at least ``radius`` px, on the fixed ``CELL_PX`` grid for large radii."""
+    step = CELL_PX if radius > 2 * CELL_PX else 1
     if step == 1:
         return _max_filter(coc, radius)
     h, w = coc.shape[-2:]
@@ -87,14 +92,14 @@ def _coarse_max_filter(coc: torch.Tensor, radius: int) -> torch.Tensor:
 def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill unknown pixels from the *nearest* known ones, up to ``reach_px`` away.
 
-    values: ``1xCxHxW``; weight: ``1x1xHxW`` averaging weights (0 = unknown).  Works on a
-    grid of ``step``-px cells (each cell the weighted mean of its known pixels), grown one
+    values: ``1xCxHxW``; weight: ``1x1xHxW`` averaging weights (0 = unknown).  Works on the
+    fixed grid of ``CELL_PX`` cells (each the weighted mean of its known pixels), grown one
     cell per iteration, so a pixel takes the colour of whatever known region is closest:
     the background beside an edge, not a foreground interior farther away.
 
     Returns ``(filled 1xCxHxW, reached 1x1xHxW bool)``.
     """
-    step = max(1, math.ceil(reach_px / 8))
+    step = CELL_PX
     h, w = values.shape[-2:]
     num = F.avg_pool2d(values * weight, step, ceil_mode=True)
     den = F.avg_pool2d(weight, step, ceil_mode=True)
@@ -109,8 +114,6 @@ def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[
         den = torch.where(grow, d3, den)
         known = known | grow
     cells = num / den.clamp_min(1e-30)
-    if step == 1:
-        return cells, known
     filled = F.interpolate(cells, scale_factor=step, mode="bilinear", align_corners=False)
     reached = F.interpolate(known.to(values.dtype), scale_factor=step, mode="nearest") > 0
     return filled[..., :h, :w], reached[..., :h, :w]

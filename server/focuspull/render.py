@@ -36,7 +36,7 @@ from focuspull.aperture import Aperture
 from focuspull.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, level_scale
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.mpi import extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.mpi import CELL_PX, extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
 from focuspull.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
@@ -73,15 +73,33 @@ def apply_highlights(image: torch.Tensor, highlights: Highlights) -> torch.Tenso
     return torch.cat([boosted, image[:, 3:]], dim=1)
 
 
+def frame_border_px(max_radius_px: float, height: int, width: int,
+                    level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> int:
+    """How far beyond the frame to extend the picture before blurring.
+
+    The largest blur radius (light from that far outside reaches the edge), rounded up to a
+    multiple of every coarse grid's step so those grids keep their place on the picture
+    whatever the frame's largest CoC (no flicker in a focus pull), and never more than the
+    frame's own size (one wild depth sample must not make the frame enormous).
+    """
+    if max_radius_px <= 0.5:
+        return 0
+    quantum = max(CELL_PX, level_scale(max_radius_px, level_radius_px))
+    needed = int(math.ceil(min(max_radius_px, max(height, width)))) + 1
+    return -(-needed // quantum) * quantum
+
+
 def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    image = np.asarray(image)
-    coc_px = np.asarray(coc_px)
-    if image.ndim != 3 or image.shape[2] not in (3, 4):
+    # Cast first (float64 values beyond float32 become inf), contiguous (flipped views).
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        coc_px = np.ascontiguousarray(coc_px, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or 0 in image.shape:
         raise InputError(f"image must be H x W x 3 (RGB) or H x W x 4 (RGBA), got shape {image.shape}",
                          "pass the colour channels only; depth goes in its own argument")
     if coc_px.shape != image.shape[:2]:
-        raise InputError(f"CoC/depth is {coc_px.shape[1]}x{coc_px.shape[0]} but the image is "
-                         f"{image.shape[1]}x{image.shape[0]}",
+        raise InputError(f"CoC/depth is {coc_px.shape[1] if coc_px.ndim > 1 else '?'}x{coc_px.shape[0]} "
+                         f"but the image is {image.shape[1]}x{image.shape[0]}",
                          "resize the depth to the image, or use the matching depth pass")
     bad = ~np.isfinite(coc_px)
     if bad.any():
@@ -91,7 +109,15 @@ def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np
     if not finite.all():
         raise InputError(f"image has {describe_bad_pixels(~finite.all(axis=2), 'NaN/inf')}",
                          "clean the plate (e.g. Nuke Expression isnan/isinf -> 0) before rendering")
-    return image.astype(np.float32, copy=False), coc_px.astype(np.float32, copy=False)
+    limit = 0.5 * math.hypot(*image.shape[:2])
+    wild = np.abs(coc_px) > limit
+    if wild.any():
+        # No lens blurs a point over more than the frame: this is a bad depth sample.
+        raise DepthError(f"CoC reaches {float(np.abs(coc_px).max()):.0f} px, more than half the frame "
+                         f"diagonal ({limit:.0f} px), at {describe_bad_pixels(wild, 'such')}",
+                         "cap the blur with max_radius_px / --max-size, or fix the depth there "
+                         "(a near-clip Z sample?)")
+    return image, coc_px
 
 
 class _PlaneTiles:
@@ -154,8 +180,12 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         cancelled: polled between planes; returning True raises :class:`Cancelled`.
 
     Returns:
-        The rendered image, same shape, float32.  Pixels with CoC within half a pixel of 0
-        and no blurred neighbour in front are returned unchanged.
+        The rendered image, same shape, float32.  Pixels with CoC exactly 0 and no blurred
+        neighbour in front are returned unchanged (a CoC of c puts weight |c| on the 1 px plane).
+
+    Raises:
+        InputError / DepthError for bad shapes, NaN/inf, or a CoC beyond half the frame
+        diagonal (a bad depth sample; cap it with ``max_radius_px``).
     """
     image, coc_px = _check_inputs(image, coc_px)
     if not (plane_spacing_px > 0 and math.isfinite(plane_spacing_px)):
@@ -169,7 +199,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
             x = apply_highlights(x, highlights)
         coc = torch.from_numpy(coc_px).to(dev, dtype)[None, None]
         reveal = float(coc.abs().max())
-        border = int(math.ceil(reveal)) + 1 if reveal > 0.5 else 0
+        border = frame_border_px(reveal, height, width, level_radius_px)
         x, coc = extend_borders(x, coc, border)
         height, width = x.shape[-2:]
         stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
@@ -189,10 +219,12 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         pending: list = []  # blurred coverage of the previous plane, added to the occlusion one plane late
         for plane in range(stack.count):
             if cancelled is not None and cancelled():
-                raise Cancelled("render cancelled", "")
+                raise Cancelled("render cancelled", "nothing of this frame was written")
             radius = stack.radius_px(plane)
             scale = level_scale(radius, level_radius_px)
-            halo = int(math.ceil(radius)) + scale + 1
+            # Reach of a blur on a grid s times coarser: the kernel, rounded up to whole
+            # cells, plus the box-down / bilinear-up footprint.
+            halo = scale * (math.ceil(radius / scale) + 2) + 1
             current = []
             for crop, core, owned in tiles.regions(plane, halo, align=scale):
                 y0, y1, x0, x1 = crop
