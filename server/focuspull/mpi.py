@@ -23,10 +23,23 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-# Cell size of the coarse grids used to guess unseen content (dilation, fill).  It is a
-# constant, and frame padding is a multiple of it, so the grids never move relative to
-# the picture from one frame to the next: a fixed grid cannot flicker.
-CELL_PX = 4
+# Largest cell of the coarse grids used to guess hidden background (dilation, fill).
+# Cells are powers of two up to this, and frame padding is a multiple of it, so the grids
+# never move relative to the picture from one frame to the next.
+MAX_CELL_PX = 8
+# Half-width of the smoothing of the frame's edge colour that is extended beyond it.
+EDGE_SMOOTH_PX = 4
+
+
+def cell_px(reach_px: float) -> int:
+    """Grid cell for guessing content ``reach_px`` away: a power of two, ~reach/8.
+
+    A power of two changes only when the frame's largest blur crosses an octave, so a
+    focus pull does not re-grid the hidden background every frame.
+    """
+    if reach_px < 16:
+        return 1
+    return min(MAX_CELL_PX, 2 ** int(math.floor(math.log2(reach_px / 8))))
 
 # A hidden surface must lie at least this many planes behind the visible one: the
 # renderer's occlusion ignores the two planes nearest a surface (its own soft split),
@@ -79,8 +92,8 @@ def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
 
 
 def _coarse_max_filter(coc: torch.Tensor, radius: int) -> torch.Tensor:
-    """Dilation by at least ``radius`` px, on the fixed ``CELL_PX`` grid for large radii."""
-    step = CELL_PX if radius > 2 * CELL_PX else 1
+    """Dilation by at least ``radius`` px, on a coarser grid (:func:`cell_px`) for large radii."""
+    step = cell_px(radius)
     if step == 1:
         return _max_filter(coc, radius)
     h, w = coc.shape[-2:]
@@ -92,14 +105,14 @@ def _coarse_max_filter(coc: torch.Tensor, radius: int) -> torch.Tensor:
 def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill unknown pixels from the *nearest* known ones, up to ``reach_px`` away.
 
-    values: ``1xCxHxW``; weight: ``1x1xHxW`` averaging weights (0 = unknown).  Works on the
-    fixed grid of ``CELL_PX`` cells (each the weighted mean of its known pixels), grown one
+    values: ``1xCxHxW``; weight: ``1x1xHxW`` averaging weights (0 = unknown).  Works on a
+    grid of :func:`cell_px` cells (each the weighted mean of its known pixels), grown one
     cell per iteration, so a pixel takes the colour of whatever known region is closest:
     the background beside an edge, not a foreground interior farther away.
 
     Returns ``(filled 1xCxHxW, reached 1x1xHxW bool)``.
     """
-    step = CELL_PX
+    step = cell_px(reach_px)
     h, w = values.shape[-2:]
     num = F.avg_pool2d(values * weight, step, ceil_mode=True)
     den = F.avg_pool2d(weight, step, ceil_mode=True)
@@ -114,6 +127,8 @@ def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[
         den = torch.where(grow, d3, den)
         known = known | grow
     cells = num / den.clamp_min(1e-30)
+    if step == 1:
+        return cells, known
     filled = F.interpolate(cells, scale_factor=step, mode="bilinear", align_corners=False)
     reached = F.interpolate(known.to(values.dtype), scale_factor=step, mode="nearest") > 0
     return filled[..., :h, :w], reached[..., :h, :w]
@@ -133,19 +148,41 @@ def extend_borders(image: torch.Tensor, coc: torch.Tensor, pad: int) -> tuple[to
     """Pad ``image`` (1xCxHxW) and ``coc`` (1x1xHxW) by ``pad`` px of guessed surroundings.
 
     Blur near the frame edge gathers light from beyond it.  Treating that as empty would
-    darken the edge (or, renormalised, brighten any bokeh ball that reaches it); instead the
-    nearest content is extended outwards, highlights down-weighted, as for hidden background.
+    darken the edge (or, renormalised, brighten any bokeh ball that reaches it); instead
+    the edge is extended outwards: depth clamped to the edge (interpolating it would invent
+    surfaces between a foreground and its background), colour from a slightly smoothed edge
+    in which highlights barely count (a point light on the edge must not become a bar).
     """
     if pad <= 0:
         return image, coc
-    # Depth is clamped to the edge: interpolating it would invent surfaces between a
-    # foreground and its background that then blur into the in-focus edge.
-    coc_padded = F.pad(coc, (pad, pad, pad, pad), mode="replicate")
-    inside = F.pad(torch.ones_like(coc), (pad, pad, pad, pad))
-    weight = inside * F.pad(_highlight_weight(image), (pad, pad, pad, pad))
-    padded = F.pad(image, (pad, pad, pad, pad))
-    filled, _ = _extend(padded, weight, pad)
-    return torch.where(inside > 0, padded, filled).contiguous(), coc_padded
+    sides = (pad, pad, pad, pad)
+    edge_colour = F.pad(_smoothed_edges(image), sides, mode="replicate")
+    inside = F.pad(torch.ones_like(coc), sides) > 0
+    colour = torch.where(inside, F.pad(image, sides), edge_colour)
+    return colour.contiguous(), F.pad(coc, sides, mode="replicate")
+
+
+def _smoothed_edges(image: torch.Tensor) -> torch.Tensor:
+    """``image`` with its outermost rows and columns replaced by a local, highlight-weighted
+    mean (only those are replicated outwards, so only thin bands along the edges are read)."""
+    r = EDGE_SMOOTH_PX
+    k = 2 * r + 1
+    h, w = image.shape[-2:]
+
+    def mean(band: torch.Tensor) -> torch.Tensor:
+        weight = _highlight_weight(band)
+        num, den = band * weight, weight
+        for kernel, padding in (((k, 1), (r, 0)), ((1, k), (0, r))):
+            num = F.avg_pool2d(num, kernel, stride=1, padding=padding, count_include_pad=False)
+            den = F.avg_pool2d(den, kernel, stride=1, padding=padding, count_include_pad=False)
+        return num / den
+
+    out = image.clone()
+    out[..., 0, :] = mean(image[..., :min(k, h), :])[..., 0, :]
+    out[..., h - 1, :] = mean(image[..., max(0, h - k):, :])[..., -1, :]
+    out[..., :, 0] = mean(image[..., :, :min(k, w)])[..., :, 0]
+    out[..., :, w - 1] = mean(image[..., :, max(0, w - k):])[..., :, -1]
+    return out
 
 
 def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,

@@ -36,7 +36,7 @@ from focuspull.aperture import Aperture
 from focuspull.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, level_scale
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.mpi import CELL_PX, extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.mpi import MAX_CELL_PX, extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
 from focuspull.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
@@ -84,7 +84,7 @@ def frame_border_px(max_radius_px: float, height: int, width: int,
     """
     if max_radius_px <= 0.5:
         return 0
-    quantum = max(CELL_PX, level_scale(max_radius_px, level_radius_px))
+    quantum = max(MAX_CELL_PX, level_scale(max_radius_px, level_radius_px))
     needed = int(math.ceil(min(max_radius_px, max(height, width)))) + 1
     return -(-needed // quantum) * quantum
 
