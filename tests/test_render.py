@@ -298,3 +298,6 @@ def test_flipped_views_and_float64_input_are_accepted_or_refused_cleanly():
         render_coc(huge, coc)
     with pytest.raises(InputError):
         render_coc(np.zeros((0, 5, 3), np.float32), np.zeros((0, 5), np.float32))
+    with pytest.raises(InputError, match="uint8") as err:  # code values are not light
+        render_coc((img * 255).astype(np.uint8), coc)
+    assert "to_linear" in err.value.hint

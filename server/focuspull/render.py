@@ -90,6 +90,9 @@ def frame_border_px(max_radius_px: float, height: int, width: int,
 
 
 def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not np.issubdtype(np.asarray(image).dtype, np.floating):
+        raise InputError(f"image must be float scene-linear light, got {np.asarray(image).dtype} code values",
+                         "linearise it first, e.g. focuspull.io.to_linear(img / 255.0, 'srgb')")
     # Cast first (float64 values beyond float32 become inf), contiguous (flipped views).
     with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
         image = np.ascontiguousarray(image, dtype=np.float32)
