@@ -301,3 +301,13 @@ def test_flipped_views_and_float64_input_are_accepted_or_refused_cleanly():
     with pytest.raises(InputError, match="uint8") as err:  # code values are not light
         render_coc((img * 255).astype(np.uint8), coc)
     assert "to_linear" in err.value.hint
+
+
+def test_in_focus_pixels_beside_a_slightly_defocused_region_are_bit_exact():
+    rng = np.random.default_rng(11)
+    img = rng.random((64, 96, 3), dtype=np.float32)
+    coc = np.zeros((64, 96), np.float32)
+    coc[:, 48:] = 0.6  # splits onto the 1 px plane, which the focal plane does not occlude
+    coc[0, 0] = 20.0  # and something far blurred, so the frame is extended and cropped
+    out = render_coc(img, coc)
+    assert np.array_equal(out[4:, 4:46], img[4:, 4:46])
