@@ -161,6 +161,63 @@ def test_conflicting_or_malformed_options_exit_2_with_a_hint(capsys, argv, needl
     assert err.startswith("focuspull: error:") and needle in err and "  hint: " in err
 
 
+@pytest.mark.parametrize("argv, needle, hint", [
+    (["--focus-distance", "0"], "focus.distance_m", "--focus-distance"),
+    (["--focus-distance", "1:3,10:-1"], "frame 10", "--focus-distance"),
+    (["--max-size", "-1"], "lens.max_size_px", "--max-size"),
+    (["--max-size", "nan"], "finite", "--max-size"),
+    (["--preview-fps", "nan"], "finite", "--preview-fps"),
+    (["--plane-spacing", "inf"], "finite", "--plane-spacing"),
+    (["--rotation", "nan"], "finite", "--rotation"),
+    (["--highlight-threshold", "0.9", "--highlight-gain", "nan"], "finite", "--highlight-gain"),
+    (["--compression", "zstd"], "compression", "dwaa:45"),
+])
+def test_impossible_numbers_exit_2_with_a_hint_naming_the_option(capsys, argv, needle, hint):
+    assert cli.main(["render", "a.####.exr", "b.####.exr", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("focuspull: error:") and needle in err and "Traceback" not in err
+    assert hint in err.split("hint:", 1)[1]
+
+
+def test_camera_file_focus_distance_must_be_positive(tmp_path, capsys):
+    cam = tmp_path / "cam.json"
+    cam.write_text(json.dumps({"frames": {"1": {"focus_distance_m": 2.0}, "5": {"focus_distance_m": 0.0}}}))
+    assert cli.main(["render", "a.####.exr", "b.####.exr", "--camera", str(cam)]) == 2
+    err = capsys.readouterr().err
+    assert "frame 5" in err and "camera file" in err
+
+
+@pytest.mark.parametrize("compression", ["dwaa:45", "htj2k"])
+def test_every_compression_io_writes_is_accepted(compression):
+    job = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr",
+                                                                  "--compression", compression)))
+    assert job.output.compression == {"htj2k": "htj2k256"}.get(compression, compression)
+
+
+def test_focus_disparity_help_says_what_the_number_is_per_depth_math(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # no wrapping inside "--depth-math"
+    assert cli.main(["render", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    help_text = text[text.index("--focus-disparity D focus"):]
+    for needle in ("1/metres with --depth-math depth", "far=0", "disparity_norm (0..1, near = 1"):
+        assert needle in help_text, needle
+    assert "depth-map value" not in text
+
+
+@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "--device cpu")])
+def test_unusable_device_exits_2_with_a_hint(tmp_path, capsys, device, hint):
+    import torch
+
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    pattern = make_sequence(tmp_path / "in", frames=[1])
+    code = cli.main(["render", pattern, str(tmp_path / "out" / "o.####.exr"), "--device", device, "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert hint in err and "report" not in err
+    assert not os.listdir(tmp_path / "out") if (tmp_path / "out").exists() else True
+
+
 def test_print_job_outputs_a_job_the_server_accepts(capsys):
     assert cli.main(["render", "a.####.exr", "b.####.exr", "--fstop", "2", "--print-job"]) == 0
     job = RenderJob.from_dict(json.loads(capsys.readouterr().out))

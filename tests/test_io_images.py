@@ -14,7 +14,7 @@ import pytest
 
 from focuspull.errors import InputError, SequenceError
 from focuspull.io import images
-from focuspull.io.atomic import is_temp_path, remove_stale_temp_files
+from focuspull.io.atomic import STALE_TEMP_AGE_S, host_token, is_temp_path, remove_stale_temp_files, temp_path_for
 from focuspull.io.channels import find_depth_channel
 from focuspull.io.images import Image, is_complete_frame, read_image, write_image
 from focuspull.io.transfer import from_linear
@@ -343,10 +343,65 @@ def test_sigkill_mid_write_leaves_no_final_file(tmp_path):
 
 
 def test_stale_temp_of_a_live_writer_is_kept(tmp_path):
-    mine = tmp_path / f".a.exr.{os.getpid()}-abcd.tmp.exr"
+    mine = tmp_path / f".a.exr.{host_token()}-{os.getpid()}-abcd.tmp.exr"
     mine.write_bytes(b"x")
+    old = time.time() - 10 * STALE_TEMP_AGE_S
+    os.utime(mine, (old, old))  # however long a live writer takes, its temp stays
     assert remove_stale_temp_files(str(tmp_path)) == []
     assert mine.exists()
+
+
+def _exited_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_temp_names_carry_the_host_and_only_this_hosts_dead_writers_are_stale(tmp_path):
+    temp = os.path.basename(temp_path_for(str(tmp_path / "s.0001.exr")))
+    assert temp.startswith(f".s.0001.exr.{host_token()}-{os.getpid()}-") and is_temp_path(temp)
+    dead = _exited_pid()
+    here_dead = tmp_path / f".a.0001.exr.{host_token()}-{dead}-abcd.tmp.exr"
+    # The same pid on another host sharing the filesystem: its writer may be alive there.
+    there_fresh = tmp_path / f".a.0002.exr.render-node-07-{dead}-abcd.tmp.exr"
+    there_old = tmp_path / f".a.0003.exr.render-node-07-{dead}-abcd.tmp.exr"
+    unknown_old = tmp_path / f".a.0004.exr.{dead}-abcd.tmp.exr"  # written before hosts were named
+    for path in (here_dead, there_fresh, there_old, unknown_old):
+        path.write_bytes(b"x")
+    old = time.time() - STALE_TEMP_AGE_S - 60
+    for path in (there_old, unknown_old):
+        os.utime(path, (old, old))
+    removed = sorted(os.path.basename(p) for p in remove_stale_temp_files(str(tmp_path)))
+    assert removed == sorted(p.name for p in (here_dead, there_old, unknown_old))
+    assert there_fresh.exists()
+    assert STALE_TEMP_AGE_S <= 3600
+
+
+def test_unwritable_output_directory_gets_a_directory_hint(tmp_path, monkeypatch):
+    real_access = os.access
+    locked = str(tmp_path / "locked")
+    os.makedirs(locked)
+    # Root ignores permission bits, so stand in for a read-only mount / foreign directory.
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False if os.path.abspath(p) == locked
+                        else real_access(p, mode, **kw))
+    with pytest.raises(InputError) as info:
+        write_image(os.path.join(locked, "o.0001.exr"), _rgbaz()[..., :4])
+    assert "not writable" in info.value.message
+    assert info.value.hint == "check that the output directory exists, is writable and has free space"
+    assert "channels" not in info.value.hint
+    assert os.listdir(locked) == []
+
+
+@pytest.mark.parametrize("compression, stored", [("dwaa:45", "dwaa"), ("zip:6", "zip"), ("htj2k", "htj2k256"),
+                                                  ("HTJ2K32", "htj2k32"), ("piz", "piz")])
+def test_compressions_with_levels_and_htj2k_write_what_they_say(tmp_path, compression, stored):
+    pixels = _rgbaz()[..., :4]
+    path = write_image(tmp_path / "c.exr", pixels, compression=compression, half=False)
+    assert read_image(path).metadata["compression"] == stored  # OIIO writes unknown names as zip
+    if stored != "dwaa":  # dwaa is lossy
+        np.testing.assert_array_equal(read_image(path).pixels, pixels)
+    with pytest.raises(InputError, match="zstd2"):
+        write_image(tmp_path / "d.exr", pixels, compression="zstd2")
 
 
 # --- the resume rule ------------------------------------------------------------------
@@ -370,3 +425,15 @@ def test_is_complete_frame(tmp_path):
     assert not is_complete_frame(truncated, expect_shape=(H, W))  # ...but is not complete
     (tmp_path / "junk.exr").write_bytes(b"\x76\x2f\x31\x01garbage")
     assert not is_complete_frame(tmp_path / "junk.exr")
+
+
+def test_render_fingerprint_is_written_read_and_checked(tmp_path):
+    from focuspull.io.metadata import FINGERPRINT_KEY
+
+    path = write_image(tmp_path / "f.0001.exr", _rgbaz()[..., :4], metadata={FINGERPRINT_KEY: "0123abcd"})
+    assert read_image(path).metadata[FINGERPRINT_KEY] == "0123abcd"
+    assert is_complete_frame(path, expect_attributes={FINGERPRINT_KEY: "0123abcd"})
+    assert not is_complete_frame(path, expect_attributes={FINGERPRINT_KEY: "ffff0000"})
+    plain = write_image(tmp_path / "f.0002.exr", _rgbaz()[..., :4])
+    assert FINGERPRINT_KEY not in read_image(plain).metadata
+    assert not is_complete_frame(plain, expect_attributes={FINGERPRINT_KEY: "0123abcd"})

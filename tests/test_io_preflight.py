@@ -114,3 +114,27 @@ def test_only_headers_are_read(tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) - 40])
     assert preflight(pattern, [1, 2]).depth_channel == "Z"
+
+
+def test_frames_with_other_colour_or_alpha_channels_are_listed_together(tmp_path):
+    pattern = _sequence(tmp_path, [1, 2, 4])
+    _frame(tmp_path / "shot.0003.exr", names=("R", "G", "B", "Z"))      # no alpha
+    _frame(tmp_path / "shot.0005.exr", names=("Y", "A", "Z"))           # grey
+    with pytest.raises(SequenceError) as info:
+        preflight(pattern, range(1, 6))
+    message = info.value.message
+    assert "2 frames with other colour/alpha channels than shot.0001.exr (R,G,B,A)" in message
+    assert "shot.0003.exr (R,G,B)" in message and "shot.0005.exr (Y,A)" in message
+    assert "shot.0002.exr" not in message and info.value.hint
+    # Extra data channels (a matte, a second depth) are fine as long as the picture matches.
+    _frame(tmp_path / "shot.0003.exr", names=("R", "G", "B", "A", "Z", "matte.A"))
+    _frame(tmp_path / "shot.0005.exr", names=("R", "G", "B", "A", "Z"))
+    assert preflight(pattern, range(1, 6)).depth_channel == "Z"
+
+
+def test_required_channels_are_checked_on_every_frame(tmp_path):
+    pattern = _sequence(tmp_path, [1, 2], names=("R", "G", "B", "Z", "matte.A"))
+    _frame(tmp_path / "shot.0003.exr", names=("R", "G", "B", "Z"))
+    assert preflight(pattern, [1, 2], required_channels=["matte.A"]).depth_channel == "Z"
+    with pytest.raises(SequenceError, match=r"channel 'matte.A' missing from shot.0003.exr"):
+        preflight(pattern, [1, 2, 3], required_channels=["matte.A"])

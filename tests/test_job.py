@@ -121,10 +121,51 @@ def test_relative_depth_with_artistic_lens_and_point_focus_is_valid():
 
 def test_job_module_does_not_import_torch():
     code = ("import sys, focuspull.job; "
-            "focuspull.job.RenderJob.from_dict({'input': {'pattern': 'a.####.exr'}}); "
-            "print('torch' in sys.modules)")
+            "focuspull.job.RenderJob.from_dict({'input': {'pattern': 'a.####.exr'}, "
+            "'output': {'compression': 'dwaa:45'}}); "
+            "print('torch' in sys.modules, 'OpenImageIO' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"
+
+
+@pytest.mark.parametrize("mapping, path, hint", [
+    ({"focus": {"distance_m": 0}}, "focus.distance_m", "--focus-distance"),
+    ({"focus": {"distance_m": -2.5}}, "focus.distance_m", "--focus-distance"),
+    ({"focus": {"distance_m": "1001:2,1010:0"}}, "frame 1010", "--focus-distance"),
+    ({"focus": {"distance_m": {"keys": {"1": 3, "5": -1}}}}, "frame 5", "camera file"),
+    ({"lens": {"max_size_px": -1}}, "lens.max_size_px", "--max-size"),
+    ({"lens": {"max_size_px": float("nan")}}, "lens.max_size_px", "--max-size"),
+    ({"lens": {"max_size_px": float("inf")}}, "lens.max_size_px", "--max-size"),
+    ({"output": {"preview_fps": float("nan")}}, "output.preview_fps", "--preview-fps"),
+    ({"plane_spacing_px": float("nan")}, "plane_spacing_px", "--plane-spacing"),
+    ({"aperture": {"rotation_deg": float("inf")}}, "aperture.rotation_deg", "--rotation"),
+    ({"highlights": {"threshold": float("nan")}}, "highlights.threshold", "--highlight-threshold"),
+    ({"highlights": {"gain": float("-inf")}}, "highlights.gain", "--highlight-gain"),
+    ({"output": {"compression": "zstd"}}, "output.compression", "dwaa:45"),
+    ({"output": {"compression": "dwaa:high"}}, "output.compression", "dwaa:45"),
+])
+def test_impossible_numbers_are_refused_with_a_hint_naming_the_option(mapping, path, hint):
+    with pytest.raises(JobSpecError) as info:
+        RenderJob.from_dict({"input": {"pattern": "a.####.exr"}, **mapping})
+    assert path in info.value.message
+    assert hint in info.value.hint
+
+
+def test_focus_distance_is_only_checked_when_focusing_by_distance():
+    job = RenderJob.from_dict({"lens": {"mode": "artistic", "k": 4}, "focus": {"mode": "disparity", "disparity": 0.0,
+                                                                                "distance_m": 0}})
+    assert job.focus.disparity.value_at(1) == 0.0
+    assert RenderJob.from_dict({"lens": {"max_size_px": 0}}).lens.max_size_px == 0.0
+
+
+@pytest.mark.parametrize("compression", ["dwaa:45", "htj2k", "zip", "DWAB", "zip:6"])
+def test_job_accepts_every_compression_io_writes(compression):
+    from focuspull.io.compression import EXR_COMPRESSIONS, check_compression
+
+    job = RenderJob.from_dict({"output": {"compression": compression}})
+    assert job.output.compression == check_compression(compression)
+    for name in EXR_COMPRESSIONS:
+        assert RenderJob.from_dict({"output": {"compression": name}}).output.compression == check_compression(name)
 
 
 from hypothesis import given, settings  # noqa: E402
@@ -156,3 +197,23 @@ def test_any_valid_job_round_trips_through_msgpack(frames, fstop, focal, distanc
     assert back == job
     for frame in (-60, 0, 1001, 2500.5, 6000):
         assert back.lens.fstop.value_at(frame) == job.lens.fstop.value_at(frame)
+
+
+def test_fingerprint_changes_with_the_pixels_not_with_chunks_paths_or_resume():
+    job = RenderJob.from_dict(FULL)  # dwaa: lossy, so its level is part of the pixels
+    lossless = {RenderJob.from_dict({**FULL, "output": {**FULL["output"], "compression": c}}).fingerprint()
+                for c in ("zip", "piz", "none", "htj2k")}
+    assert len(lossless) == 1 and job.fingerprint() not in lossless
+    same = [job.replace(frames=(5, 6)), job.replace(device="cpu"),
+            RenderJob.from_dict({**FULL, "output": {**FULL["output"], "compression": "dwaa"}}),
+            RenderJob.from_dict({**FULL, "input": {"pattern": "/mnt/other/plate.####.exr"},
+                                 "output": {**FULL["output"], "pattern": "/x/y.####.exr", "resume": False,
+                                            "overwrite": True, "preview": None}})]
+    assert {j.fingerprint() for j in same} == {job.fingerprint()}
+    different = [RenderJob.from_dict({**FULL, "lens": {**FULL["lens"], "fstop": 2.8}}),
+                 RenderJob.from_dict({**FULL, "output": {**FULL["output"], "setup_view": True}}),
+                 RenderJob.from_dict({**FULL, "aperture": {"blades": 5}}),
+                 RenderJob.from_dict({**FULL, "output": {**FULL["output"], "compression": "dwaa:90"}}),
+                 RenderJob.from_dict({**FULL, "depth": {**FULL["depth"], "stabilise_window": 1}})]
+    prints = [j.fingerprint() for j in different]
+    assert job.fingerprint() not in prints and len(set(prints)) == len(prints)

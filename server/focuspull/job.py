@@ -23,10 +23,14 @@ corner of the image, y pointing down (image-array order).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
-from focuspull.errors import JobSpecError
+from focuspull.errors import InputError, JobSpecError
+from focuspull.io.compression import EXR_COMPRESSIONS, check_compression
 from focuspull.keyframes import Animated
 from focuspull.lens import DEPTH_MATHS
 
@@ -34,7 +38,25 @@ DEPTH_KINDS = ("channel", "sequence", "model")
 BAD_DEPTH = ("error", "far")
 LENS_MODES = ("physical", "artistic")
 FOCUS_MODES = ("distance", "disparity", "point", "matte")
-COMPRESSIONS = ("none", "zip", "zips", "piz", "rle", "pxr24", "b44", "b44a", "dwaa", "dwab")
+COMPRESSIONS = EXR_COMPRESSIONS  # one list, shared with focuspull.io (what write_image accepts)
+LOSSY_COMPRESSIONS = ("pxr24", "b44", "b44a", "dwaa", "dwab")
+
+# The render command's option for a job field, so a hint names what a CLI user types.
+_OPTIONS = {
+    "lens.max_size_px": "--max-size", "lens.focal_length_mm": "--focal-length", "lens.fstop": "--fstop",
+    "lens.sensor_width_mm": "--sensor-width", "lens.size_px": "--size", "lens.k": "--k",
+    "focus.distance_m": "--focus-distance", "focus.disparity": "--focus-disparity",
+    "output.preview_fps": "--preview-fps", "output.compression": "--compression",
+    "plane_spacing_px": "--plane-spacing", "aperture.rotation_deg": "--rotation",
+    "aperture.roundness": "--roundness", "highlights.threshold": "--highlight-threshold",
+    "highlights.gain": "--highlight-gain",
+}
+
+
+def _where(path: str) -> str:
+    """``'lens.max_size_px' (--max-size)``: the job field and, when there is one, its option."""
+    option = _OPTIONS.get(path)
+    return f"'{path}'" + (f" ({option})" if option else "")
 
 
 # -- field checkers: (value, key path) -> normalised value, or JobSpecError -------------------
@@ -72,7 +94,18 @@ def _nonneg_int(value, path):
 def _float(value, path):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(path, "a number", value)
+    if not math.isfinite(value):  # nan/inf pass every "> 0" test and then break the render
+        raise JobSpecError(f"job field {_where(path)} must be a finite number, got {value!r}",
+                           f"give {_OPTIONS.get(path, repr(path))} an ordinary number (not nan or inf)")
     return float(value)
+
+
+def _compression(value, path):
+    value = _str(value, path)
+    try:
+        return check_compression(value)
+    except InputError as exc:
+        raise JobSpecError(f"job field {_where(path)}: {exc.message}", exc.hint) from None
 
 
 def _bool(value, path):
@@ -200,8 +233,10 @@ class LensSpec:
 
 @dataclass(frozen=True)
 class FocusSpec:
-    """What is sharp.  ``distance``: ``distance_m`` (needs metric depth); ``disparity``: a
-    depth-map value (relative depth); ``point``: the depth under ``point_x/point_y`` (px,
+    """What is sharp.  ``distance``: ``distance_m`` (needs metric depth); ``disparity``: the
+    disparity to keep sharp, in the units of ``depth.depth_math``: 1/metres for ``depth``,
+    the channel's own value for ``far=0`` (1/z) and ``disparity_norm`` (0..1, near = 1; also
+    depth models); ``point``: the depth under ``point_x/point_y`` (px,
     top-left origin), tracked from ``track_from_frame`` when set; ``matte``: the depth under
     the matte channel ``matte_channel``.  ``smoothing_window`` > 0 smooths the focus over
     +-window frames (point/matte only)."""
@@ -243,7 +278,7 @@ class OutputSpec:
     passes the input depth channel through to EXR output."""
 
     pattern: Optional[str] = _spec(None, _opt(_str))
-    compression: str = _spec("zip", _choice(COMPRESSIONS))
+    compression: str = _spec("zip", _compression)
     half: bool = _spec(True, _bool)
     resume: bool = _spec(False, _bool)
     overwrite: bool = _spec(False, _bool)
@@ -283,6 +318,28 @@ class RenderJob:
     def replace(self, **changes) -> "RenderJob":
         return dataclasses.replace(self, **changes)
 
+    def fingerprint(self) -> str:
+        """A short hash of everything that changes the rendered pixels of a frame.
+
+        Frames, device, paths (mounts differ between farm hosts) and the resume /
+        overwrite / preview settings are left out, so every chunk of one render has the
+        same fingerprint and a frame of another render (other lens, setup view...) has
+        another.  Written into EXR output; ``--resume`` skips only frames that match.
+        """
+        plain = self.to_dict()
+        for key in ("frames", "device"):
+            plain.pop(key)
+        plain["input"].pop("pattern")
+        for key in ("pattern", "checkpoint_dir"):
+            plain["depth"].pop(key)
+        for key in ("pattern", "resume", "overwrite", "preview", "preview_fps"):
+            plain["output"].pop(key)
+        # Lossless compressions store the same pixels: resuming with piz after zip is fine.
+        if plain["output"]["compression"].split(":")[0] not in LOSSY_COMPRESSIONS:
+            plain["output"]["compression"] = "lossless"
+        text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
 
 def _check_consistent(job: RenderJob) -> None:
     """Cross-field rules that the types alone cannot express (no file access here)."""
@@ -319,9 +376,25 @@ def _check_consistent(job: RenderJob) -> None:
     if job.output.resume and job.output.overwrite:
         raise JobSpecError("output.resume and output.overwrite are both set",
                            "pass --resume to keep finished frames, or --overwrite to redo them")
+    if focus.mode == "distance":
+        _check_positive(focus.distance_m, "focus.distance_m", "a focus distance in metres",
+                        "pass a focus distance in metres > 0, e.g. --focus-distance 3 "
+                        "(or fix focus_distance_m in the --camera file)")
+    if lens.max_size_px is not None and lens.max_size_px < 0:
+        raise JobSpecError(f"job field {_where('lens.max_size_px')} must be >= 0, got {lens.max_size_px:g}",
+                           "pass the largest blur radius in pixels, e.g. --max-size 40 (leave it out for no cap)")
     if job.plane_spacing_px <= 0:
         raise JobSpecError(f"plane_spacing_px must be > 0, got {job.plane_spacing_px}",
                            "use 1.0 (default) or larger for faster, coarser renders")
     if job.output.preview_fps <= 0:
         raise JobSpecError(f"output.preview_fps must be > 0, got {job.output.preview_fps}",
                            "use the shot's frame rate, e.g. 24")
+
+
+def _check_positive(value: Animated, path: str, what: str, hint: str) -> None:
+    # Linear and smooth interpolation never overshoot, so keys > 0 means every frame > 0.
+    bad = [(frame, v) for frame, v in value.keys if not v > 0]
+    if bad:
+        frame, v = bad[0]
+        where = "" if value.is_constant else f" at frame {frame:g}"
+        raise JobSpecError(f"{what} must be > 0, but {_where(path)} is {v:g}{where}", hint)

@@ -29,10 +29,13 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from focuspull import focus as focus_ops
-from focuspull.errors import Cancelled, InputError, JobSpecError, LensError, SequenceError
+from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError, LensError, SequenceError
+from focuspull.io.atomic import remove_stale_temp_files
 from focuspull.io.frames import SequencePattern, format_frame_ranges
 from focuspull.io.images import is_complete_frame, read_image, write_image
+from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.io.preflight import preflight
+from focuspull.io.transfer import default_transfer_for
 from focuspull.job import RenderJob
 from focuspull.lens import (ArtisticLens, LinearLens, ThinLens, coc_from_depth, coc_from_disparity,
                             disparity_from_depth)
@@ -74,21 +77,32 @@ class _DiskClip:
         self.depth_pattern = (SequencePattern(job.depth.pattern)
                               if job.depth.kind == "sequence" else None)
         on_disk = self.pattern.frames_on_disk()
-        if self.depth_pattern is not None:
-            depth_frames = set(self.depth_pattern.frames_on_disk())
-            on_disk = [f for f in on_disk if f in depth_frames]
-        self.clip_frames = on_disk
+        if self.depth_pattern is not None and not self.depth_pattern.is_single_image:
+            # A depth *sequence* limits the clip to frames that have both; a single depth
+            # still serves every frame (it is not "frame 1" of anything), and so does a
+            # single still plate for every frame of a depth sequence.
+            depth_frames = self.depth_pattern.frames_on_disk()
+            if self.pattern.is_single_image:
+                on_disk = depth_frames if on_disk else []
+            else:
+                on_disk = [f for f in on_disk if f in set(depth_frames)]
         self.frames = list(job.frames) or list(on_disk)
         if not self.frames:
             raise SequenceError(f"no frames of {job.input.pattern} on disk",
                                 "check the input pattern (e.g. shot.####.exr) and its directory")
-        info = preflight(self.pattern, self.frames,
+        # A single still counts as frame 1 only: render any frame of it.  A requested frame
+        # that is missing joins the clip too, so preflight names it.
+        self.clip_frames = sorted(set(on_disk) | set(self.frames))
+        # Every frame any stage reads, not only the requested ones: the temporal stages
+        # look beyond --frames, and a bad neighbour must fail now, not on frame 87.
+        self.frames_read = frames_read(job, self.clip_frames, self.frames)
+        matte = [job.focus.matte_channel] if job.focus.mode == "matte" else []
+        info = preflight(self.pattern, self.frames_read,
                          depth_channel=job.depth.channel if job.depth.kind != "model" else None,
                          depth_pattern=self.depth_pattern,
-                         depth_required=job.depth.kind != "model")
-        missing_from_clip = [f for f in self.frames if f not in set(on_disk)]
-        if missing_from_clip:  # a single still counts as frame 1 only: render any frame of it
-            self.clip_frames = sorted(set(on_disk) | set(self.frames))
+                         depth_required=job.depth.kind != "model", required_channels=matte)
+        self.transfer = job.input.transfer or default_transfer_for(
+            self.pattern.path(self.frames[0]), info.metadata_of_first.get("format"))
         self.depth_channel = info.depth_channel
         self.height, self.width = info.height, info.width
         self.channel_names = list(info.channel_names)
@@ -154,6 +168,7 @@ class _InbandClip:
         self.height, self.width = shape[0], shape[1]
         self.channel_names = ["R", "G", "B", "A"][:shape[2]]
         self.depth_channel = None
+        self.transfer = job.input.transfer or "linear"  # arrays at module boundaries are linear
 
     def colour(self, frame: int) -> np.ndarray:
         return np.asarray(self.data[frame]["rgba"], dtype=np.float32)
@@ -166,6 +181,24 @@ class _InbandClip:
 
     def channel(self, frame: int, name: str) -> np.ndarray:
         raise InputError(f"in-band frames carry no channel {name!r}", "focus in-band renders with a point")
+
+
+def frames_read(job: RenderJob, clip_frames: list[int], frames: list[int]) -> list[int]:
+    """Every clip frame a render of ``frames`` reads: the frames themselves, the depth
+    stabilisation window and focus smoothing window around them, the frames a tracked
+    point is followed through, and the whole clip for a depth model's normalisation."""
+    if job.depth.kind == "model":
+        return list(clip_frames)  # normalised over the whole clip
+    index = {f: i for i, f in enumerate(clip_frames)}
+    focus = job.focus
+    reach = job.depth.stabilise_window
+    if focus.mode in ("point", "matte"):
+        reach += focus.smoothing_window  # the focus of a neighbour reads its stabilised depth
+    lo = max(0, min(index[f] for f in frames) - reach)
+    hi = min(len(clip_frames) - 1, max(index[f] for f in frames) + reach)
+    if focus.mode == "point" and focus.track_from_frame in index:
+        lo, hi = min(lo, index[focus.track_from_frame]), max(hi, index[focus.track_from_frame])
+    return sorted(set(clip_frames[lo:hi + 1]) | set(frames))
 
 
 # --------------------------------------------------------------------------- depth and focus
@@ -190,15 +223,30 @@ class _Disparity:
         self._cache: dict[int, np.ndarray] = {}
 
     def raw(self, i: int) -> np.ndarray:
+        """Raw disparity of clip index ``i``; errors name the frame number, not the index."""
         frame = self.clip.clip_frames[i]
-        if self._estimator is not None:
-            if self._clip_range is None:
-                self._clip_range = self._measure_clip_range()
-            from focuspull.depth import normalise_relative  # noqa: PLC0415
+        try:
+            if self._estimator is not None:
+                if self._clip_range is None:
+                    self._clip_range = self._measure_clip_range()
+                from focuspull.depth import normalise_relative  # noqa: PLC0415
 
-            return normalise_relative(self._estimate(frame), self._clip_range)
-        return disparity_from_depth(self.clip.depth(frame), self.job.depth.depth_math,
-                                    bad_depth=self.job.depth.bad_depth)
+                disparity = normalise_relative(self._estimate(frame), self._clip_range)
+            else:
+                disparity = disparity_from_depth(self.clip.depth(frame), self.job.depth.depth_math,
+                                                 bad_depth=self.job.depth.bad_depth)
+        except DepthError as exc:
+            if exc.message.startswith("frame "):
+                raise
+            raise DepthError(f"frame {frame}: {exc.message}", exc.hint) from None
+        disparity = np.asarray(disparity, dtype=np.float32)
+        if disparity.shape != (self.clip.height, self.clip.width):
+            raise DepthError(f"frame {frame}: depth is {disparity.shape[1::-1]} (W x H), the images are "
+                             f"{self.clip.width} x {self.clip.height}", "give every depth frame the image size")
+        if not np.isfinite(disparity).all():
+            raise DepthError(f"frame {frame}: disparity has {int((~np.isfinite(disparity)).sum())} "
+                             "non-finite pixels", "fix the depth of that frame, or pass --bad-depth far")
+        return disparity
 
     def _estimate(self, frame: int) -> np.ndarray:
         return self._estimator(self.clip.colour(frame)[:, :, :3])
@@ -318,16 +366,36 @@ def _output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
     return names + ([passthrough] if passthrough else []), passthrough
 
 
+def _check_no_clobber(job: RenderJob, clip, frames: list[int]) -> None:
+    """Refuse outputs that are files this render reads: an image or depth frame of the clip,
+    compared as real paths (symlinks and ``..`` resolved).  ``--overwrite`` never allows it."""
+    if isinstance(clip, _InbandClip):
+        return
+    reads: dict[str, str] = {}
+    for f in clip.clip_frames:
+        reads.setdefault(os.path.realpath(clip.pattern.path(f)), "image")
+        if clip.depth_pattern is not None:
+            reads.setdefault(os.path.realpath(clip.depth_pattern.path(f)), "depth")
+    targets = []
+    if job.output.pattern:
+        out = SequencePattern(job.output.pattern)
+        targets += [(f"the output {job.output.pattern}", out.path(f)) for f in frames]
+    if job.output.preview:
+        targets.append((f"the preview {job.output.preview}", job.output.preview))
+    for what, path in targets:
+        kind = reads.get(os.path.realpath(path))
+        if kind is not None:
+            raise InputError(f"{what} would overwrite the input: {path} is {os.path.realpath(path)}, "
+                             f"one of the {kind} frames this render reads",
+                             "write the output to another directory or file name")
+
+
 def _plan_output(job: RenderJob, clip, frames: list[int], names: list[str]) -> tuple[list, list]:
     """``(to_render, skipped)`` after the resume / overwrite rules; refuse collisions."""
+    _check_preview_target(job)
     if not job.output.pattern:
         return list(frames), []
     out = SequencePattern(job.output.pattern)
-    if not isinstance(clip, _InbandClip):
-        inputs = {os.path.abspath(clip.pattern.path(f)) for f in frames}
-        if any(os.path.abspath(out.path(f)) in inputs for f in frames):
-            raise InputError(f"the output {job.output.pattern} would overwrite the input frames",
-                             "write to another directory or file name")
     if out.is_single_image and len(frames) > 1:
         raise InputError(f"output {job.output.pattern} has no frame number but {len(frames)} frames "
                          "are rendered", "add a frame token, e.g. out/shot_dof.####.exr")
@@ -337,6 +405,12 @@ def _plan_output(job: RenderJob, clip, frames: list[int], names: list[str]) -> t
     except OSError as exc:
         raise InputError(f"cannot create the output directory {directory}: {exc.strerror}",
                          "pass an output path in a writable directory") from None
+    if not os.access(directory, os.W_OK | os.X_OK):  # fail now, not after the first frame renders
+        raise InputError(f"cannot write to the output directory {directory}",
+                         "check that the output directory exists, is writable and has free space")
+    if job.output.resume:
+        # Temps of killed renders (SIGKILL, power cut) would otherwise pile up forever.
+        remove_stale_temp_files(directory)
     existing = [f for f in frames if os.path.exists(out.path(f))]
     if not existing or job.output.overwrite:
         return list(frames), []
@@ -346,8 +420,40 @@ def _plan_output(job: RenderJob, clip, frames: list[int], names: list[str]) -> t
                          "pass --resume to keep finished frames and render the rest, "
                          "or --overwrite to replace them")
     shape = (clip.height, clip.width, len(names))
-    skipped = [f for f in existing if is_complete_frame(out.path(f), shape, names)]
+    # An EXR of another render (other lens, the setup view...) is not a finished frame of this one.
+    same_render = {FINGERPRINT_KEY: job.fingerprint()} if _is_exr(job.output.pattern) else None
+    skipped = [f for f in existing if is_complete_frame(out.path(f), shape, names, same_render)]
     return [f for f in frames if f not in set(skipped)], skipped
+
+
+def _check_preview_target(job: RenderJob) -> None:
+    """Same rule as output frames: an existing preview is replaced only when asked."""
+    preview = job.output.preview
+    if not preview:
+        return
+    preview_dir = os.path.dirname(os.path.abspath(preview))
+    try:
+        os.makedirs(preview_dir, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the preview directory {preview_dir}: {exc.strerror}",
+                         "pass --preview in a writable directory") from None
+    if os.path.exists(preview) and not (job.output.overwrite or job.output.resume):
+        raise InputError(f"the preview {preview} already exists",
+                         "pass --overwrite to replace it, --resume to rebuild it over the whole range, "
+                         "or another --preview path")
+
+
+def _is_exr(path: Optional[str]) -> bool:
+    return bool(path) and os.path.splitext(path)[1].lower() in _EXR
+
+
+def _output_transfer(job: RenderJob, clip) -> Optional[str]:
+    """Curve of the written colour: EXR stays scene-linear; other formats get the input's own
+    curve, so a display-referred plate (rec709 PNG) comes back in that curve.  Linear input
+    written to a display format gets that format's default (sRGB) rather than a linear PNG."""
+    if not job.output.pattern or _is_exr(job.output.pattern):
+        return None
+    return clip.transfer if clip.transfer != "linear" else None
 
 
 # --------------------------------------------------------------------------- the driver
@@ -376,6 +482,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                            "drop --stabilise for a direct CoC channel")
     clip = _InbandClip(job, inband) if inband is not None else _DiskClip(job)
     frames = list(clip.frames)
+    _check_no_clobber(job, clip, frames)
     _check_lens_everywhere(job, frames)
     if job.focus.mode == "matte" and not isinstance(clip, _InbandClip):
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
@@ -384,28 +491,31 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     names, passthrough = _output_channels(job, clip)
     to_render, skipped = _plan_output(job, clip, frames, names)
     result = JobResult(skipped=skipped)
-    if job.output.preview:
-        preview_dir = os.path.dirname(os.path.abspath(job.output.preview))
-        try:
-            os.makedirs(preview_dir, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"cannot create the preview directory {preview_dir}: {exc.strerror}",
-                             "pass --preview in a writable directory") from None
-    if not to_render:
+    if not to_render and not job.output.preview:
         result.elapsed_s = time.monotonic() - started
         return result
 
     focus = _Focus(job, clip, disparity)
-    focus.prepare(to_render)
+    if to_render:
+        focus.prepare(to_render)
     out = SequencePattern(job.output.pattern) if job.output.pattern else None
+    transfer = _output_transfer(job, clip)
+    fingerprint = {FINGERPRINT_KEY: job.fingerprint()} if _is_exr(job.output.pattern) else {}
     preview = None
     if job.output.preview:
         from focuspull.io.preview import PreviewWriter  # noqa: PLC0415 - PyAV only when asked
 
         preview = PreviewWriter(job.output.preview, job.output.preview_fps)
+    # With a preview, frames skipped by --resume are read back so the movie covers the whole
+    # requested range in order, not only what this run rendered.
+    todo = set(to_render)
+    sequence = list(frames) if preview is not None else list(to_render)
     meter = Throughput(len(to_render))
     try:
-        for frame in to_render:
+        for frame in sequence:
+            if frame not in todo:
+                preview.write(read_image(out.path(frame), transfer=transfer).rgba())
+                continue
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
                                 "finished frames are complete on disk; run again with --resume")
@@ -415,8 +525,10 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                 pixels = image
                 if passthrough:
                     pixels = np.concatenate([image, clip.depth(frame)[:, :, None]], axis=2)
-                path = write_image(out.path(frame), pixels, names, metadata=clip.metadata(frame),
-                                   compression=job.output.compression, half=job.output.half)
+                metadata = {k: v for k, v in clip.metadata(frame).items() if k != FINGERPRINT_KEY}
+                path = write_image(out.path(frame), pixels, names, metadata={**metadata, **fingerprint},
+                                   compression=job.output.compression, half=job.output.half,
+                                   transfer=transfer)
                 result.written.append(path)
             else:
                 result.frames[frame] = image
@@ -446,6 +558,7 @@ def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
     from focuspull.aperture import Aperture  # noqa: PLC0415
     from focuspull.render import Highlights, render_coc  # noqa: PLC0415
 
+    _check_device(job.device)
     aperture = Aperture(job.aperture.blades, job.aperture.rotation_deg, job.aperture.roundness)
     highlights = (Highlights(job.highlights.threshold, job.highlights.gain)
                   if job.highlights.threshold is not None else None)
@@ -475,3 +588,27 @@ def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
         return np.asarray(rendered, dtype=np.float32)
 
     return render
+
+
+def _check_device(name: str) -> None:
+    """A device the renderer can use, or an InputError saying which to pass."""
+    import torch  # noqa: PLC0415
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"unknown device {name!r}", "pass --device cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {name!r}: CUDA is not available on this machine",
+                             "use --device cpu (or run on a machine with an NVIDIA GPU)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise InputError(f"device {name!r}: this machine has {count} CUDA device{'s' if count != 1 else ''}",
+                             f"pass --device cuda:0 .. cuda:{count - 1}, or --device cpu")
+        return
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return
+    raise InputError(f"device {name!r} is not supported here", "pass --device cpu, cuda or cuda:N")

@@ -74,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     focus.add_argument("--focus-matte", metavar="CHANNEL",
                        help="focus on what the matte channel covers (e.g. matte.A)")
     focus.add_argument("--focus-disparity", metavar="D",
-                       help="focus on this depth-map value (relative depth)")
+                       help="focus where the disparity is D: 1/metres with --depth-math depth "
+                            "(0.5 = 2 m); the channel's own value with far=0 (1/z) and "
+                            "disparity_norm (0..1, near = 1; also --depth-model); unused with direct")
     focus.add_argument("--focus-smooth", metavar="FRAMES", type=int, default=0,
                        help="steady a point/matte focus over +-FRAMES frames (default 0 = off)")
 
@@ -105,7 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--frames", metavar="RANGE", help="e.g. 1001-1100, 1-100x2, 1001,1005 (default: all on disk)")
     out.add_argument("--resume", action="store_true", help="skip frames already complete in OUT")
     out.add_argument("--overwrite", action="store_true", help="replace existing frames in OUT")
-    out.add_argument("--compression", metavar="NAME", default="zip", help="EXR compression: zip (default), piz, dwaa, none, ...")
+    out.add_argument("--compression", metavar="NAME", default="zip",
+                     help="EXR compression: zip (default), piz, dwaa, dwaa:45 (with a level), htj2k, none, ...")
     out.add_argument("--float", dest="half", action="store_false",
                      help="write 32-bit float colour (default: half float)")
     out.add_argument("--no-depth-out", dest="keep_depth", action="store_false",

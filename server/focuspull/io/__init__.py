@@ -13,12 +13,13 @@ from importlib import import_module
 
 from focuspull.io.atomic import atomic_output, is_temp_path, remove_stale_temp_files, temp_path_for
 from focuspull.io.channels import DEPTH_CHANNEL_CANDIDATES, find_depth_channel
+from focuspull.io.compression import EXR_COMPRESSIONS, check_compression
 from focuspull.io.frames import SequencePattern, format_frame_ranges, parse_frame_range
 from focuspull.io.transfer import TRANSFER_NAMES, default_transfer_for, from_linear, to_linear
 
 _LAZY = {
     "Image": "images", "read_image": "images", "read_header": "images", "write_image": "images",
-    "is_complete_frame": "images", "EXR_COMPRESSIONS": "images",
+    "is_complete_frame": "images",
     "metadata_from_spec": "metadata", "timecode_to_string": "metadata", "timecode_from_string": "metadata",
     "preflight": "preflight", "SequenceInfo": "preflight",
     "PreviewWriter": "preview",
@@ -29,6 +30,7 @@ __all__ = [
     "TRANSFER_NAMES", "to_linear", "from_linear", "default_transfer_for",
     "DEPTH_CHANNEL_CANDIDATES", "find_depth_channel",
     "atomic_output", "temp_path_for", "is_temp_path", "remove_stale_temp_files",
+    "EXR_COMPRESSIONS", "check_compression",
     *_LAZY,
 ]
 

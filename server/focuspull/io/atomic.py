@@ -7,7 +7,9 @@ same filesystem.
 
 Temp names keep the real extension last (OpenImageIO and FFmpeg choose the format
 by extension) and start with a dot so file browsers and sequence scanners skip
-them: ``shot.0001.exr`` -> ``.shot.0001.exr.<pid>-<random>.tmp.exr``.
+them: ``shot.0001.exr`` -> ``.shot.0001.exr.<host>-<pid>-<random>.tmp.exr``.  The host
+name is in the name because farm hosts share output directories but not process tables:
+only the host that wrote a temp can tell whether its writer is still alive.
 """
 from __future__ import annotations
 
@@ -15,20 +17,30 @@ import contextlib
 import os
 import re
 import secrets
+import socket
 import time
 from typing import Iterator
 
-_TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)-[0-9a-f]+\.tmp(\.[^./]*)?$")
+# ``.<final>.<host>-<pid>-<hex>.tmp<.ext>``; names from before the host was added have no host.
+_TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.(?:(?P<host>[A-Za-z0-9_]+(?:-[A-Za-z0-9_]+)*?)-)?"
+                        r"(?P<pid>\d+)-[0-9a-f]+\.tmp(\.[^./]*)?$")
 # A temp whose writer cannot be checked (another host on a shared filesystem) is
-# treated as abandoned only after this long.
-STALE_TEMP_AGE_S = 24 * 3600.0
+# treated as abandoned only after this long without a write.
+STALE_TEMP_AGE_S = 3600.0
+
+
+def host_token() -> str:
+    """This host's name as it appears in temp names (letters, digits, ``_``, ``-``)."""
+    name = re.sub(r"[^A-Za-z0-9_-]+", "_", socket.gethostname().split(".")[0])
+    name = re.sub(r"-+", "-", name[:40]).strip("-")
+    return name or "host"
 
 
 def temp_path_for(final_path: str) -> str:
     """A unique temp path in the directory of ``final_path`` with the same extension."""
     directory, name = os.path.split(os.fspath(final_path))
     ext = os.path.splitext(name)[1]
-    token = f"{os.getpid()}-{secrets.token_hex(4)}"
+    token = f"{host_token()}-{os.getpid()}-{secrets.token_hex(4)}"
     return os.path.join(directory, f".{name}.{token}.tmp{ext}")
 
 
@@ -97,9 +109,11 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temp_files(directory: str, *, max_age_s: float = STALE_TEMP_AGE_S) -> list[str]:
     """Delete temp files left by writers that died (e.g. SIGKILL, power loss).
 
-    A temp counts as stale when its writer process no longer exists on this host,
-    or when it is older than ``max_age_s`` (writers on other farm hosts share the
-    filesystem but not the process table).  Returns the removed paths.
+    A temp written on *this* host is stale when its writer process is gone (a live
+    writer's temp is never touched, however long it takes).  A temp from another host
+    (or of unknown host) cannot be checked -- farm hosts share the filesystem but not
+    the process table -- so it is stale only when not modified for ``max_age_s``.
+    Returns the removed paths.
     """
     removed = []
     try:
@@ -107,6 +121,7 @@ def remove_stale_temp_files(directory: str, *, max_age_s: float = STALE_TEMP_AGE
     except FileNotFoundError:
         return removed
     now = time.time()
+    here = host_token()
     for name in names:
         match = _TEMP_NAME.match(name)
         if not match:
@@ -117,11 +132,16 @@ def remove_stale_temp_files(directory: str, *, max_age_s: float = STALE_TEMP_AGE
         except OSError:
             continue
         pid = int(match.group("pid"))
-        if pid != os.getpid() and (not _pid_alive(pid) or age_s > max_age_s):
+        if match.group("host") == here:
+            stale = pid != os.getpid() and not _pid_alive(pid)
+        else:
+            stale = age_s > max_age_s
+        if stale:
             with contextlib.suppress(OSError):
                 os.remove(path)
                 removed.append(path)
     return removed
 
 
-__all__ = ["atomic_output", "temp_path_for", "is_temp_path", "remove_stale_temp_files", "fsync_path"]
+__all__ = ["atomic_output", "temp_path_for", "is_temp_path", "remove_stale_temp_files", "fsync_path",
+           "host_token", "STALE_TEMP_AGE_S"]

@@ -11,6 +11,7 @@ windows so a write with the same metadata puts the pixels back where they were.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 
@@ -19,11 +20,11 @@ import OpenImageIO as oiio
 
 from focuspull.errors import InputError, SequenceError
 from focuspull.io.atomic import atomic_output
+from focuspull.io.compression import EXR_COMPRESSIONS, check_compression
 from focuspull.io.channels import find_depth_channel, is_colour_channel, is_depth_like
 from focuspull.io.metadata import apply_metadata, metadata_from_spec
 from focuspull.io.transfer import LINEAR_EXTENSIONS, check_transfer, default_transfer_for, from_linear, to_linear
 
-EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab", "htj2k")
 # Bits per sample of integer outputs when the caller gives none; JPEG and PNG are
 # the usual 8-bit review formats, TIFF 16-bit for hand-offs, DPX 10-bit for film.
 DEFAULT_BITS = {".png": 8, ".jpg": 8, ".jpeg": 8, ".tif": 16, ".tiff": 16, ".dpx": 10}
@@ -190,12 +191,19 @@ def _encode(pixels: np.ndarray, names: list[str], transfer: str, integer: bool) 
     return out
 
 
-def _check_compression(compression: str) -> str:
-    base = str(compression).split(":", 1)[0].lower()
-    if base not in EXR_COMPRESSIONS:
-        raise InputError(f"unknown EXR compression {compression!r}",
-                         f"use one of: {', '.join(EXR_COMPRESSIONS)} (e.g. zip, or dwaa:45)")
-    return str(compression).lower()
+_DIRECTORY_HINT = "check that the output directory exists, is writable and has free space"
+
+
+def _can_create_in(directory: str) -> bool:
+    """Whether a file can really be created in ``directory`` (read-only mounts, quotas)."""
+    probe = os.path.join(directory, f".focuspull-probe-{os.getpid()}-{id(directory)}")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:
+        return False
+    with contextlib.suppress(OSError):
+        os.remove(probe)
+    return True
 
 
 def write_image(path: str, pixels, channel_names=None, metadata: dict | None = None, compression: str = "zip",
@@ -235,6 +243,9 @@ def write_image(path: str, pixels, channel_names=None, metadata: dict | None = N
     if not os.path.isdir(directory):
         raise InputError(f"cannot write {path}: the directory {directory} does not exist",
                          "create the output directory first, or pass another output path")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise InputError(f"cannot write {path}: the directory {directory} is not writable",
+                         _DIRECTORY_HINT)
     if bits is None:
         bits = DEFAULT_BITS.get(ext, 8)
     if bits == 32 and ext not in (".tif", ".tiff") and ext not in LINEAR_EXTENSIONS:
@@ -274,7 +285,7 @@ def write_image(path: str, pixels, channel_names=None, metadata: dict | None = N
     if depth_name is not None:
         spec.z_channel = names.index(depth_name)
     if is_exr or ext in (".tif", ".tiff"):
-        spec.attribute("compression", _check_compression(compression) if is_exr else str(compression))
+        spec.attribute("compression", check_compression(compression) if is_exr else str(compression))
     apply_metadata(spec, metadata, path=path)
 
     with atomic_output(path) as tmp:
@@ -284,8 +295,10 @@ def write_image(path: str, pixels, channel_names=None, metadata: dict | None = N
                              "use a format OpenImageIO writes (.exr, .png, .tif, .jpg, .dpx)")
         try:
             if not out.open(tmp, spec):
-                raise InputError(f"cannot write {path}: {out.geterror()}",
-                                 f"check the channels ({','.join(names)}) and bit depth suit {ext} files")
+                message = f"cannot write {path}: {out.geterror()}"
+                if not _can_create_in(directory):
+                    raise InputError(message, _DIRECTORY_HINT)
+                raise InputError(message, f"check the channels ({','.join(names)}) and bit depth suit {ext} files")
             if not out.write_image(np.ascontiguousarray(arr)):
                 raise SequenceError(f"writing {path} failed: {out.geterror()}",
                                     "check free disk space and permissions of the output directory")
@@ -294,13 +307,15 @@ def write_image(path: str, pixels, channel_names=None, metadata: dict | None = N
     return path
 
 
-def is_complete_frame(path: str, expect_shape=None, expect_channels=None) -> bool:
+def is_complete_frame(path: str, expect_shape=None, expect_channels=None, expect_attributes=None) -> bool:
     """True when ``path`` is a whole, readable frame of the expected size and channels.
 
     The rule ``--resume`` uses to skip a frame: the file opens, its data window is
     ``expect_shape`` (``(H, W)`` or ``(H, W, C)``), it has exactly the channels
-    ``expect_channels`` (any order), and every pixel decodes without error.  A
-    truncated or corrupt file is not complete.  Never raises for a bad file.
+    ``expect_channels`` (any order), its header has the string attributes
+    ``expect_attributes`` (e.g. the render's fingerprint), and every pixel decodes
+    without error.  A truncated or corrupt file is not complete.  Never raises for a
+    bad file.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -320,6 +335,9 @@ def is_complete_frame(path: str, expect_shape=None, expect_channels=None) -> boo
         # By name, not order: EXR files store channels sorted by name.
         if expect_channels is not None and sorted(spec.channelnames) != sorted(expect_channels):
             return False
+        for name, value in (expect_attributes or {}).items():
+            if spec.get_string_attribute(name, "") != value:
+                return False
         pixels = inp.read_image(0, 0, 0, spec.nchannels, "float")
         if pixels is None or inp.has_error:
             inp.geterror()

@@ -28,6 +28,9 @@ import OpenImageIO as oiio
 from focuspull.errors import InputError
 
 WINDOW_KEYS = ("x", "y", "width", "height", "full_x", "full_y", "full_width", "full_height")
+#: Header attribute holding the fingerprint of the render that wrote a frame (see
+#: ``RenderJob.fingerprint``); ``--resume`` trusts only frames of the same render.
+FINGERPRINT_KEY = "focuspull:job"
 
 
 def timecode_to_string(packed: int) -> str:
@@ -100,6 +103,9 @@ def metadata_from_spec(spec) -> dict:
     fps = spec.getattribute("FramesPerSecond")
     if fps is not None:
         meta["framesPerSecond"] = list(fps_rational(fps))
+    fingerprint = spec.get_string_attribute(FINGERPRINT_KEY, "")
+    if fingerprint:
+        meta[FINGERPRINT_KEY] = fingerprint
     return meta
 
 
@@ -129,7 +135,9 @@ def apply_metadata(spec, metadata: dict | None, *, path: str) -> None:
         spec.attribute("smpte:TimeCode", oiio.TypeTimeCode, (timecode_from_string(metadata["timecode"]), 0))
     if "framesPerSecond" in metadata:
         spec.attribute("FramesPerSecond", oiio.TypeRational, fps_rational(metadata["framesPerSecond"]))
+    if metadata.get(FINGERPRINT_KEY):
+        spec.attribute(FINGERPRINT_KEY, str(metadata[FINGERPRINT_KEY]))
 
 
 __all__ = ["fps_rational", "metadata_from_spec", "apply_metadata", "timecode_to_string", "timecode_from_string",
-           "WINDOW_KEYS"]
+           "WINDOW_KEYS", "FINGERPRINT_KEY"]

@@ -101,8 +101,36 @@ def _depth_problems(headers: dict[int, _Header], channel: str, label: str) -> li
     return [f"{label}: depth channel {channel!r} missing from {_listing(lacking)}"]
 
 
+# The channels a render takes its picture from (Image.rgba): every frame must have the same.
+_PICTURE_CHANNELS = ("R", "G", "B", "Y", "A")
+
+
+def _picture_channels(names: list[str]) -> list[str]:
+    return [c for c in _PICTURE_CHANNELS if c in names]
+
+
+def _picture_problems(headers: dict[int, _Header], first: _Header, label: str) -> list[str]:
+    expected = _picture_channels(first.channel_names)
+    odd = [f"{os.path.basename(h.path)} ({','.join(_picture_channels(h.channel_names)) or 'none'})"
+           for h in headers.values() if _picture_channels(h.channel_names) != expected]
+    if not odd:
+        return []
+    return [f"{label}: {len(odd)} frame{'s' if len(odd) > 1 else ''} with other colour/alpha channels than "
+            f"{os.path.basename(first.path)} ({','.join(expected) or 'none'}): {_listing(odd)}"]
+
+
+def _channel_problems(headers: dict[int, _Header], channels: list[str], label: str) -> list[str]:
+    problems = []
+    for channel in channels:
+        lacking = [f"{os.path.basename(h.path)} (channels {','.join(h.channel_names)})"
+                   for h in headers.values() if channel not in h.channel_names]
+        if lacking:
+            problems.append(f"{label}: channel {channel!r} missing from {_listing(lacking)}")
+    return problems
+
+
 def preflight(pattern, frames, depth_channel: str | None = None, depth_pattern=None, *,
-              depth_required: bool = True) -> SequenceInfo:
+              depth_required: bool = True, required_channels=()) -> SequenceInfo:
     """Check that a render can read every frame it needs; raise one error listing all problems.
 
     Args:
@@ -113,6 +141,10 @@ def preflight(pattern, frames, depth_channel: str | None = None, depth_pattern=N
             when depth is a channel of the images.
         depth_required: when False (depth comes from a model) a missing depth channel
             is not an error and ``depth_channel`` is ``None``.
+        required_channels: other channels every image frame must have (a focus matte).
+
+    Every frame must also have the same colour/alpha channels (R,G,B / Y, A) as the
+    first: a frame without the alpha of its neighbours cannot join the clip.
 
     Only headers are opened.  Raises :class:`SequenceError`.
     """
@@ -128,6 +160,8 @@ def preflight(pattern, frames, depth_channel: str | None = None, depth_pattern=N
     first = headers[min(headers)]
     first_name = os.path.basename(first.path)
     problems += _size_problems(headers, first.width, first.height, "images", first_name)
+    problems += _picture_problems(headers, first, "images")
+    problems += _channel_problems(headers, list(required_channels), "images")
 
     depth_names = None
     found = None
