@@ -21,7 +21,6 @@ Torch is imported only when a frame is rendered (the renderer, the depth models)
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
@@ -29,21 +28,19 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from focuspull import focus as focus_ops
-from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError, LensError, SequenceError
-from focuspull.io.atomic import remove_stale_temp_files
+from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError, LensError
 from focuspull.io.frames import SequencePattern, format_frame_ranges
-from focuspull.io.images import is_complete_frame, read_image, write_image
+from focuspull.io.images import read_image, write_image
 from focuspull.io.metadata import FINGERPRINT_KEY
-from focuspull.io.preflight import preflight
-from focuspull.io.transfer import default_transfer_for
 from focuspull.job import RenderJob
 from focuspull.lens import (ArtisticLens, LinearLens, ThinLens, coc_from_depth, coc_from_disparity,
                             disparity_from_depth)
 from focuspull.progress import Throughput
+from focuspull.clip import DiskClip, InbandClip
+from focuspull.output_plan import check_no_clobber, is_exr, output_channels, output_transfer, plan_output
 
 # Focus on "infinity" (a point on the sky, disparity 0) is a focus distance this far away.
 _FAR_FOCUS_DISPARITY = 1e-6
-_EXR = (".exr", ".sxr", ".mxr")
 
 
 @dataclass
@@ -65,140 +62,6 @@ class JobResult:
     frames: dict = field(default_factory=dict)
     preview: Optional[str] = None
     elapsed_s: float = 0.0
-
-
-# --------------------------------------------------------------------------- sources
-class _DiskClip:
-    """Frames of a sequence on disk; keeps the few most recent reads."""
-
-    def __init__(self, job: RenderJob) -> None:
-        self.job = job
-        self.pattern = SequencePattern(job.input.pattern)
-        self.depth_pattern = (SequencePattern(job.depth.pattern)
-                              if job.depth.kind == "sequence" else None)
-        on_disk = self.pattern.frames_on_disk()
-        if self.depth_pattern is not None and not self.depth_pattern.is_single_image:
-            # A depth *sequence* limits the clip to frames that have both; a single depth
-            # still serves every frame (it is not "frame 1" of anything), and so does a
-            # single still plate for every frame of a depth sequence.
-            depth_frames = self.depth_pattern.frames_on_disk()
-            if self.pattern.is_single_image:
-                on_disk = depth_frames if on_disk else []
-            else:
-                on_disk = [f for f in on_disk if f in set(depth_frames)]
-        self.frames = list(job.frames) or list(on_disk)
-        if not self.frames:
-            raise SequenceError(f"no frames of {job.input.pattern} on disk",
-                                "check the input pattern (e.g. shot.####.exr) and its directory")
-        # A single still counts as frame 1 only: render any frame of it.  A requested frame
-        # that is missing joins the clip too, so preflight names it.
-        self.clip_frames = sorted(set(on_disk) | set(self.frames))
-        # Every frame any stage reads, not only the requested ones: the temporal stages
-        # look beyond --frames, and a bad neighbour must fail now, not on frame 87.
-        self.frames_read = frames_read(job, self.clip_frames, self.frames)
-        matte = [job.focus.matte_channel] if job.focus.mode == "matte" else []
-        info = preflight(self.pattern, self.frames_read,
-                         depth_channel=job.depth.channel if job.depth.kind != "model" else None,
-                         depth_pattern=self.depth_pattern,
-                         depth_required=job.depth.kind != "model", required_channels=matte)
-        self.transfer = job.input.transfer or default_transfer_for(
-            self.pattern.path(self.frames[0]), info.metadata_of_first.get("format"))
-        self.depth_channel = info.depth_channel
-        self.height, self.width = info.height, info.width
-        self.channel_names = list(info.channel_names)
-        self._cache: dict[tuple, object] = {}
-
-    def _read(self, pattern: SequencePattern, frame: int):
-        key = (str(pattern), frame)
-        if key not in self._cache:
-            if len(self._cache) >= 3:  # colour and depth of a frame come from one read; 4K is big
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = read_image(pattern.path(frame), transfer=self.job.input.transfer
-                                          if pattern is self.pattern else "linear")
-        return self._cache[key]
-
-    def colour(self, frame: int) -> np.ndarray:
-        return self._read(self.pattern, frame).rgba()
-
-    def metadata(self, frame: int) -> dict:
-        return self._read(self.pattern, frame).metadata
-
-    def depth(self, frame: int) -> np.ndarray:
-        if self.depth_pattern is not None:
-            return self._read(self.depth_pattern, frame).channel(self.depth_channel)
-        return self._read(self.pattern, frame).channel(self.depth_channel)
-
-    def channel(self, frame: int, name: str) -> np.ndarray:
-        return self._read(self.pattern, frame).channel(name)
-
-
-class _InbandClip:
-    """Frames handed over in memory: ``{frame: {"rgba": HxWxC, "depth": HxW}}``."""
-
-    def __init__(self, job: RenderJob, inband: Mapping) -> None:
-        if not isinstance(inband, Mapping) or not inband:
-            raise InputError("in-band render without frames", "send at least one frame with the job")
-        self.data = {int(f): v for f, v in inband.items()}
-        self.clip_frames = sorted(self.data)
-        self.frames = list(job.frames) or list(self.clip_frames)
-        missing = [f for f in self.frames if f not in self.data]
-        if missing:
-            raise SequenceError(f"frames {format_frame_ranges(missing)} were not sent with the job",
-                                "send every frame listed in the job's frame range")
-        shape = None
-        for f in self.clip_frames:
-            entry = self.data[f]
-            if not isinstance(entry, Mapping) or "rgba" not in entry:
-                raise InputError(f"in-band frame {f} has no 'rgba' array", "send {'rgba': HxWxC, 'depth': HxW}")
-            rgba = np.asarray(entry["rgba"])
-            if rgba.ndim != 3 or rgba.shape[2] not in (3, 4):
-                raise InputError(f"in-band frame {f}: rgba must be H x W x 3 or 4, got {rgba.shape}",
-                                 "send RGB or premultiplied RGBA float32")
-            if shape is None:
-                shape = rgba.shape
-            elif rgba.shape != shape:
-                raise SequenceError(f"in-band frame {f} is {rgba.shape}, frame {self.clip_frames[0]} is {shape}",
-                                    "send frames of one size")
-            if job.depth.kind != "model":
-                depth = entry.get("depth")
-                if depth is None or np.asarray(depth).shape != shape[:2]:
-                    raise InputError(f"in-band frame {f}: depth must be H x W = {shape[:2]}, got "
-                                     f"{None if depth is None else np.asarray(depth).shape}",
-                                     "send one depth plane per frame, the size of the image")
-        self.height, self.width = shape[0], shape[1]
-        self.channel_names = ["R", "G", "B", "A"][:shape[2]]
-        self.depth_channel = None
-        self.transfer = job.input.transfer or "linear"  # arrays at module boundaries are linear
-
-    def colour(self, frame: int) -> np.ndarray:
-        return np.asarray(self.data[frame]["rgba"], dtype=np.float32)
-
-    def metadata(self, frame: int) -> dict:  # noqa: ARG002 - same interface as _DiskClip
-        return {}
-
-    def depth(self, frame: int) -> np.ndarray:
-        return np.asarray(self.data[frame]["depth"], dtype=np.float32)
-
-    def channel(self, frame: int, name: str) -> np.ndarray:
-        raise InputError(f"in-band frames carry no channel {name!r}", "focus in-band renders with a point")
-
-
-def frames_read(job: RenderJob, clip_frames: list[int], frames: list[int]) -> list[int]:
-    """Every clip frame a render of ``frames`` reads: the frames themselves, the depth
-    stabilisation window and focus smoothing window around them, the frames a tracked
-    point is followed through, and the whole clip for a depth model's normalisation."""
-    if job.depth.kind == "model":
-        return list(clip_frames)  # normalised over the whole clip
-    index = {f: i for i, f in enumerate(clip_frames)}
-    focus = job.focus
-    reach = job.depth.stabilise_window
-    if focus.mode in ("point", "matte"):
-        reach += focus.smoothing_window  # the focus of a neighbour reads its stabilised depth
-    lo = max(0, min(index[f] for f in frames) - reach)
-    hi = min(len(clip_frames) - 1, max(index[f] for f in frames) + reach)
-    if focus.mode == "point" and focus.track_from_frame in index:
-        lo, hi = min(lo, index[focus.track_from_frame]), max(hi, index[focus.track_from_frame])
-    return sorted(set(clip_frames[lo:hi + 1]) | set(frames))
 
 
 # --------------------------------------------------------------------------- depth and focus
@@ -350,112 +213,6 @@ def _check_lens_everywhere(job: RenderJob, frames: list[int]) -> None:
                             "keep --size >= 0 on every frame")
 
 
-# --------------------------------------------------------------------------- output
-def _output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
-    """Channel names written, and the depth channel passed through (or None)."""
-    names = ["R", "G", "B", "A"][:4 if "A" in clip.channel_names else 3]
-    if isinstance(clip, _InbandClip):
-        names = clip.channel_names
-    if job.output.setup_view:
-        names = ["R", "G", "B"]  # a false-colour view: alpha and depth would mislead
-    passthrough = None
-    pattern = job.output.pattern
-    if (pattern and os.path.splitext(pattern)[1].lower() in _EXR and job.output.keep_depth
-            and not job.output.setup_view and job.depth.kind != "model" and clip.depth_channel):
-        passthrough = clip.depth_channel if job.depth.kind == "channel" else "Z"
-    return names + ([passthrough] if passthrough else []), passthrough
-
-
-def _check_no_clobber(job: RenderJob, clip, frames: list[int]) -> None:
-    """Refuse outputs that are files this render reads: an image or depth frame of the clip,
-    compared as real paths (symlinks and ``..`` resolved).  ``--overwrite`` never allows it."""
-    if isinstance(clip, _InbandClip):
-        return
-    reads: dict[str, str] = {}
-    for f in clip.clip_frames:
-        reads.setdefault(os.path.realpath(clip.pattern.path(f)), "image")
-        if clip.depth_pattern is not None:
-            reads.setdefault(os.path.realpath(clip.depth_pattern.path(f)), "depth")
-    targets = []
-    if job.output.pattern:
-        out = SequencePattern(job.output.pattern)
-        targets += [(f"the output {job.output.pattern}", out.path(f)) for f in frames]
-    if job.output.preview:
-        targets.append((f"the preview {job.output.preview}", job.output.preview))
-    for what, path in targets:
-        kind = reads.get(os.path.realpath(path))
-        if kind is not None:
-            raise InputError(f"{what} would overwrite the input: {path} is {os.path.realpath(path)}, "
-                             f"one of the {kind} frames this render reads",
-                             "write the output to another directory or file name")
-
-
-def _plan_output(job: RenderJob, clip, frames: list[int], names: list[str]) -> tuple[list, list]:
-    """``(to_render, skipped)`` after the resume / overwrite rules; refuse collisions."""
-    _check_preview_target(job)
-    if not job.output.pattern:
-        return list(frames), []
-    out = SequencePattern(job.output.pattern)
-    if out.is_single_image and len(frames) > 1:
-        raise InputError(f"output {job.output.pattern} has no frame number but {len(frames)} frames "
-                         "are rendered", "add a frame token, e.g. out/shot_dof.####.exr")
-    directory = os.path.dirname(os.path.abspath(out.path(frames[0])))
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the output directory {directory}: {exc.strerror}",
-                         "pass an output path in a writable directory") from None
-    if not os.access(directory, os.W_OK | os.X_OK):  # fail now, not after the first frame renders
-        raise InputError(f"cannot write to the output directory {directory}",
-                         "check that the output directory exists, is writable and has free space")
-    if job.output.resume:
-        # Temps of killed renders (SIGKILL, power cut) would otherwise pile up forever.
-        remove_stale_temp_files(directory)
-    existing = [f for f in frames if os.path.exists(out.path(f))]
-    if not existing or job.output.overwrite:
-        return list(frames), []
-    if not job.output.resume:
-        raise InputError(f"{len(existing)} output frame{'s' if len(existing) > 1 else ''} already "
-                         f"exist: {job.output.pattern} frames {format_frame_ranges(existing)}",
-                         "pass --resume to keep finished frames and render the rest, "
-                         "or --overwrite to replace them")
-    shape = (clip.height, clip.width, len(names))
-    # An EXR of another render (other lens, the setup view...) is not a finished frame of this one.
-    same_render = {FINGERPRINT_KEY: job.fingerprint()} if _is_exr(job.output.pattern) else None
-    skipped = [f for f in existing if is_complete_frame(out.path(f), shape, names, same_render)]
-    return [f for f in frames if f not in set(skipped)], skipped
-
-
-def _check_preview_target(job: RenderJob) -> None:
-    """Same rule as output frames: an existing preview is replaced only when asked."""
-    preview = job.output.preview
-    if not preview:
-        return
-    preview_dir = os.path.dirname(os.path.abspath(preview))
-    try:
-        os.makedirs(preview_dir, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the preview directory {preview_dir}: {exc.strerror}",
-                         "pass --preview in a writable directory") from None
-    if os.path.exists(preview) and not (job.output.overwrite or job.output.resume):
-        raise InputError(f"the preview {preview} already exists",
-                         "pass --overwrite to replace it, --resume to rebuild it over the whole range, "
-                         "or another --preview path")
-
-
-def _is_exr(path: Optional[str]) -> bool:
-    return bool(path) and os.path.splitext(path)[1].lower() in _EXR
-
-
-def _output_transfer(job: RenderJob, clip) -> Optional[str]:
-    """Curve of the written colour: EXR stays scene-linear; other formats get the input's own
-    curve, so a display-referred plate (rec709 PNG) comes back in that curve.  Linear input
-    written to a display format gets that format's default (sRGB) rather than a linear PNG."""
-    if not job.output.pattern or _is_exr(job.output.pattern):
-        return None
-    return clip.transfer if clip.transfer != "linear" else None
-
-
 # --------------------------------------------------------------------------- the driver
 def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None,
             cancelled: Optional[Callable[[], bool]] = None,
@@ -480,16 +237,16 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     if job.depth.depth_math == "direct" and job.depth.stabilise_window > 0:
         raise JobSpecError("depth stabilisation needs depth, but depth_math is 'direct' (a CoC pass)",
                            "drop --stabilise for a direct CoC channel")
-    clip = _InbandClip(job, inband) if inband is not None else _DiskClip(job)
+    clip = InbandClip(job, inband) if inband is not None else DiskClip(job)
     frames = list(clip.frames)
-    _check_no_clobber(job, clip, frames)
+    check_no_clobber(job, clip, frames)
     _check_lens_everywhere(job, frames)
-    if job.focus.mode == "matte" and not isinstance(clip, _InbandClip):
+    if job.focus.mode == "matte" and not isinstance(clip, InbandClip):
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
     render = _renderer(job, cancelled)  # checks aperture and highlights
     disparity = _Disparity(job, clip)  # loads the depth model, if any
-    names, passthrough = _output_channels(job, clip)
-    to_render, skipped = _plan_output(job, clip, frames, names)
+    names, passthrough = output_channels(job, clip)
+    to_render, skipped = plan_output(job, clip, frames, names)
     result = JobResult(skipped=skipped)
     if not to_render and not job.output.preview:
         result.elapsed_s = time.monotonic() - started
@@ -499,8 +256,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     if to_render:
         focus.prepare(to_render)
     out = SequencePattern(job.output.pattern) if job.output.pattern else None
-    transfer = _output_transfer(job, clip)
-    fingerprint = {FINGERPRINT_KEY: job.fingerprint()} if _is_exr(job.output.pattern) else {}
+    transfer = output_transfer(job, clip)
+    fingerprint = {FINGERPRINT_KEY: job.fingerprint()} if is_exr(job.output.pattern) else {}
     preview = None
     if job.output.preview:
         from focuspull.io.preview import PreviewWriter  # noqa: PLC0415 - PyAV only when asked
