@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import zmq
 from focuspull import protocol
 from focuspull.client import Client
 from focuspull.commands.submit import parse_frames
-from focuspull.errors import InputError, PathPolicyError, ServiceUnavailable
+from focuspull.errors import InputError, PathPolicyError, ProtocolError, ServiceUnavailable
 from test_service_support import REPO, free_port, start_server, tiny_clip  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(120)
@@ -78,19 +77,19 @@ def test_lazy_pirate_reconnects_and_resends_the_same_request():
         return None
 
     with FakeServer(respond) as fake, Client(fake.endpoint, timeout_s=0.5, retries=2) as c:
-        rtt = c.ping()
+        c.ping()
     pings = [(ident, m) for ident, m in fake.seen if m.type == "ping"]
-    assert len(pings) == 2 and 0.5 <= rtt < 3
+    assert len(pings) == 2  # answered on the second attempt, not the first or a third
     assert pings[0][1].fields["id"] == pings[1][1].fields["id"]  # same request: server dedups submits
     assert pings[0][0] == pings[1][0]  # same routing identity after reconnecting
 
 
 def test_no_server_raises_service_unavailable_after_bounded_retries():
     with Client(f"tcp://127.0.0.1:{free_port()}", timeout_s=0.3, retries=2) as c:
-        t0 = time.monotonic()
         with pytest.raises(ServiceUnavailable, match="after 3 attempt"):
             c.status()
-        assert time.monotonic() - t0 < 3
+        with pytest.raises(ServiceUnavailable, match="after 3 attempt"):  # and again: still usable
+            c.ping()
 
 
 def test_error_replies_become_the_matching_exception():
@@ -119,21 +118,55 @@ def test_client_heartbeats_while_waiting_and_notices_a_silent_server():
         handle = c.submit({"frames": [1, 2, 3]})
         it = iter(handle)
         assert next(it)["frame"] == 1
-        t0 = time.monotonic()
         with pytest.raises(ServiceUnavailable, match="went silent"):
             next(it)
-        waited = time.monotonic() - t0
-    assert 1.4 <= waited < 3.0
-    beats = [m for _, m in fake.seen if m.type == "heartbeat"]
-    assert len(beats) >= 3
+        with pytest.raises(StopIteration):  # the handle is over; nothing more to wait for
+            next(it)
+    order = [m.type for _, m in fake.seen]
+    assert order[:2] == ["hello", "submit"]
+    # It kept the job alive while waiting: heartbeats every 0.3 s through the 1.5 s of silence.
+    assert len(order) >= 2 + 3 and set(order[2:]) == {"heartbeat"}
+
+
+def test_an_error_reply_without_a_request_id_answers_the_pending_request():
+    def respond(ident, msg):
+        return [("error", {"re": None, "code": "bad_message", "message": "the header is too long",
+                           "hint": "send fewer frames"})]
+
+    with FakeServer(respond) as fake, Client(fake.endpoint, timeout_s=5, retries=2) as c:
+        with pytest.raises(ProtocolError, match="the header is too long"):
+            c.status()
+    assert [m.type for _, m in fake.seen] == ["status"]  # answered: no retry
+
+
+def test_a_short_request_timeout_does_not_drop_a_big_result_stream(start_server):
+    srv = start_server()
+    clip = {f: {"rgba": np.full((2048, 2048, 4), f, np.float32), "depth": np.ones((2048, 2048), np.float32)}
+            for f in range(1, 9)}  # 8 x 64 MiB come back
+    with srv.client(timeout_s=30, retries=2) as c:
+        handle = c.submit({}, inband=clip, echo=True)
+        it = iter(handle)
+        assert [next(it)["frame"] for _ in range(8)] == list(range(1, 9))  # the results follow
+        assert c._socket.poll(10_000)  # the first result is here: 7 more (448 MiB) are in flight
+        c.timeout_s = 0.2  # a host's short request timeout: longer than one result takes, not all
+        assert c.status()["queued"] == 0
+        c.timeout_s = 10
+        assert list(it) == []
+        out = handle.result()
+    assert sorted(out) == list(range(1, 9)) and handle.rendered == list(range(1, 9))
+    for f in out:
+        assert out[f].shape == (2048, 2048, 4) and (out[f] == f).all()
 
 
 def test_parse_frames():
     assert parse_frames("1001-1004") == [1001, 1002, 1003, 1004]
     assert parse_frames("1,5, 9") == [1, 5, 9]
     assert parse_frames("10-20x5") == [10, 15, 20]
-    with pytest.raises(InputError, match="1001-1010"):
+    with pytest.raises(InputError, match="1001-1100"):
         parse_frames("ten")
+    # A reversed range is an error, not [] (which a job reads as "every frame").
+    with pytest.raises(InputError, match="ends before it starts"):
+        parse_frames("1010-1001")
 
 
 def _submit_cli(*args, env_extra=None):
@@ -169,6 +202,16 @@ def test_submit_command_line_renders_a_job_file_and_maps_errors_to_exit_codes(st
     assert listing.returncode == 0 and "done" in listing.stdout
     dead = _submit_cli(str(job_file), "--endpoint", f"tcp://127.0.0.1:{free_port()}", "--timeout", "0.5")
     assert dead.returncode == 3 and "no answer" in dead.stderr
+    reversed_range = _submit_cli(str(job_file), "--input", "in/plate.####.exr", "--output", "out/r.####.exr",
+                                 "--frames", "1010-1001", "--endpoint", srv.endpoint)
+    assert reversed_range.returncode == 2 and "ends before it starts" in reversed_range.stderr
+    # More frames than msgpack lists may hold: the server cannot read the header's id, and
+    # its error reply is the answer (not a retry and "no answer").
+    huge = _submit_cli(str(job_file), "--input", "in/plate.####.exr", "--output", "out/h.####.exr",
+                       "--frames", "1-100001", "--endpoint", srv.endpoint, "--timeout", "5")
+    assert huge.returncode == 2, huge.stderr
+    assert "no answer" not in huge.stderr and "100000" in huge.stderr.replace(" ", ""), huge.stderr
+    assert not (root / "out" / "r.1001.exr").exists()
 
 
 def test_inband_result_arrays_are_float32_images(start_server):
@@ -177,5 +220,8 @@ def test_inband_result_arrays_are_float32_images(start_server):
         echo = c.submit({}, inband=tiny_clip([3], h=5, w=7), echo=True).result()
         assert echo[3].dtype == np.float32 and echo[3].shape == (5, 7, 4)
         np.testing.assert_array_equal(echo[3], tiny_clip([3], h=5, w=7)[3]["rgba"])
+        # An echo does not send the job map (the server refuses one): a full job is fine here.
+        again = c.submit({"frames": [3], "lens": {"fstop": 2.0}}, inband=tiny_clip([3], h=5, w=7), echo=True)
+        assert sorted(again.result()) == [3]
         status = c.status()
         assert status["queued"] == 0 and status["workers"][0]["device"] == "cpu"

@@ -154,6 +154,29 @@ def test_bad_jobs_and_path_escapes_are_refused_and_the_server_keeps_serving(star
     assert not list((tmp_path / "outside").iterdir())
 
 
+def test_symlinks_out_of_the_roots_are_refused_in_odd_dirs_and_checkpoints(start_server, tmp_path):
+    root = tmp_path / "root"
+    write_plate(root / "plain", [1])
+    (tmp_path / "outside").mkdir()
+    write_plate(tmp_path / "outside", [1])
+    (root / "[s]").mkdir()
+    (root / "[s]" / "plate.0001.exr").symlink_to(tmp_path / "outside" / "plate.0001.exr")
+    (root / "ckpt").mkdir()
+    (root / "ckpt" / "config.json").symlink_to(tmp_path / "outside" / "plate.0001.exr")
+    srv = start_server("--root", str(root))
+    with srv.client() as c:
+        with pytest.raises(PathPolicyError, match="plate.0001.exr"):
+            c.submit(disk_job("[s]/plate.####.exr", "[s]/out.####.exr", [1]))
+        job = disk_job("plain/plate.####.exr", "plain/out.####.exr", [1])
+        job["depth"] = {"kind": "model", "model": "tiny", "checkpoint_dir": "ckpt"}
+        job["lens"] = {"mode": "artistic", "size_px": 4.0}
+        job["focus"] = {"mode": "point", "point_x": 8, "point_y": 8}
+        with pytest.raises(PathPolicyError, match="config.json"):
+            c.submit(job)
+        assert c.ping() < 5
+    assert frame_files(root / "[s]") == ["plate.0001.exr"]  # nothing rendered
+
+
 def test_auth_token_is_checked_on_every_message(start_server):
     srv = start_server("--token", "open-sesame")
     with srv.client(timeout_s=5) as c:
@@ -165,6 +188,69 @@ def test_auth_token_is_checked_on_every_message(start_server):
     with srv.client(token="open-sesame") as c:
         assert c.ping() < 5
         assert c.submit(inband_job([1]), inband=tiny_clip([1])).result()[1].shape == (12, 16, 4)
+    open_srv = start_server()
+    with open_srv.client(token="open-sesame", timeout_s=5) as c:
+        with pytest.raises(AuthError, match="takes no auth token"):
+            c.ping()
+
+
+def _vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+
+
+def test_a_peer_without_the_token_cannot_make_the_server_buffer_its_messages(start_server):
+    srv = start_server("--token", "open-sesame", "--max-message-mb", "1")
+    with srv.client(token="open-sesame") as c:
+        c.ping()
+    before = _vm_hwm_kib(srv.proc.pid)
+    raw = zmq.Context.instance().socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.setsockopt(zmq.SNDTIMEO, 2000)  # a refused handshake can leave it nowhere to send
+    raw.connect(srv.endpoint)
+    try:
+        chunk = memoryview(bytes(1_000_000))  # each frame under the 1 MiB per-frame limit
+        header = protocol.encode("ping", {"id": "x"})[0]
+        for _ in range(3):  # 3 messages of 100 MB (the same buffer: cheap for this process)
+            try:
+                raw.send_multipart([header] + [chunk] * 100, copy=False)
+            except zmq.Again:
+                break  # no pipe to the server: nothing of it can be buffered there either
+        got = []  # replies, had the server read the messages
+        deadline = time.monotonic() + 4.0
+        while len(got) < 3 and time.monotonic() < deadline:
+            if raw.poll(200):
+                got.append(raw.recv_multipart())
+    finally:
+        raw.close()
+    grown_mib = (_vm_hwm_kib(srv.proc.pid) - before) / 1024
+    assert got == [] and grown_mib < 50, (got[:1], grown_mib)
+    with srv.client(token="open-sesame") as c:
+        assert c.ping() < 5  # still serving
+
+
+def test_a_peer_without_the_token_cannot_take_over_a_clients_job_stream(start_server):
+    srv = start_server("--token", "open-sesame", "--log-level", "debug")
+    clip = tiny_clip(range(1, 21), h=96, w=128)
+    with srv.client(token="open-sesame", timeout_s=5) as victim:
+        handle = victim.submit(inband_job(range(1, 21)), inband=clip)
+        thief = zmq.Context.instance().socket(zmq.DEALER)
+        thief.setsockopt(zmq.LINGER, 0)
+        thief.setsockopt(zmq.ROUTING_ID, victim._identity)  # learnt from a log, say
+        thief.connect(srv.endpoint)
+        try:
+            stolen = []
+            for event in handle:  # the victim keeps reading (and heartbeating)
+                while thief.poll(0):
+                    stolen.append(thief.recv_multipart())
+            while thief.poll(500):
+                stolen.append(thief.recv_multipart())
+        finally:
+            thief.close()
+        assert stolen == []
+        assert sorted(handle.result()) == list(range(1, 21)) and handle.rendered == list(range(1, 21))
+    log = srv.log()
+    assert victim._identity.hex() not in log and "open-sesame" not in log  # even at debug level
 
 
 def test_oversized_messages_are_refused(start_server):
@@ -273,7 +359,7 @@ def test_kill_9_is_noticed_within_the_timeout_and_resume_skips_finished_frames(s
             for event in it:
                 done.append(event["frame"])
         noticed_s = time.monotonic() - t0
-    assert noticed_s < 2.0 + 0.5, noticed_s  # within the client timeout (plus scheduling slack)
+    assert noticed_s < 2.0 + 3.0, noticed_s  # within the client timeout (plus generous slack)
     before = {f: os.stat(root / "out" / f"dof.{f:04d}.exr") for f in done}
 
     srv2 = start_server("--root", str(root))

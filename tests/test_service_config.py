@@ -136,12 +136,57 @@ def test_a_symlinked_frame_inside_an_allowed_sequence_is_refused(root, tmp_path)
     assert policy.check_sequence("shots/plate.####.exr").name == "plate.####.exr"
 
 
+@pytest.mark.parametrize("dirname", ["[s]", "take*", "v?", "[!a]"])
+def test_glob_characters_in_a_directory_name_do_not_disable_the_frame_check(root, tmp_path, dirname):
+    shot = root / dirname
+    shot.mkdir()
+    (shot / "plate.0001.exr").symlink_to(tmp_path / "outside" / "secret.exr")
+    policy = PathPolicy([str(root)])
+    for pattern in (f"{dirname}/plate.####.exr", f"{dirname}/plate.%04d.exr"):
+        with pytest.raises(PathPolicyError, match="plate.0001.exr"):
+            policy.check_sequence(pattern)
+    (shot / "plate.0001.exr").unlink()
+    (shot / "plate.0001.exr").write_bytes(b"x")
+    assert policy.check_sequence(f"{dirname}/plate.####.exr") == (shot / "plate.####.exr").resolve()
+
+
+def test_every_file_under_a_checkpoint_dir_is_checked(root, tmp_path):
+    ckpt = root / "ckpt"
+    (ckpt / "unet").mkdir(parents=True)
+    (ckpt / "model.safetensors").write_bytes(b"x")
+    (ckpt / "unet" / "weights.bin").write_bytes(b"x")
+    policy = PathPolicy([str(root)])
+    assert policy.check_tree("ckpt") == ckpt.resolve()
+    (ckpt / "config.json").symlink_to(tmp_path / "outside" / "secret.exr")
+    with pytest.raises(PathPolicyError, match="config.json"):
+        policy.check_tree("ckpt")
+    (ckpt / "config.json").unlink()
+    # A symlinked directory inside the roots is followed: what it holds is checked too.
+    (root / "other").mkdir()
+    (root / "other" / "config.json").symlink_to(tmp_path / "outside" / "secret.exr")
+    (ckpt / "unet" / "more").symlink_to(root / "other")
+    with pytest.raises(PathPolicyError, match="config.json"):
+        policy.check_tree("ckpt")
+    (ckpt / "unet" / "more").unlink()
+    (ckpt / "loop").symlink_to(ckpt)  # a cycle ends, it does not hang
+    assert policy.check_tree("ckpt") == ckpt.resolve()
+
+
 def test_no_roots_means_no_files(tmp_path):
     with pytest.raises(PathPolicyError, match="no file roots"):
         PathPolicy([]).resolve(str(tmp_path / "a.exr"))
 
 
 # -- fair queue ---------------------------------------------------------------------------
+def test_release_drops_the_buffers_and_the_spec_of_an_echo_job():
+    echo = Job(client=b"c", spec={}, inband={1: {}}, echo=True, keepalive=[b"x"])
+    echo.release()
+    assert echo.spec is None and echo.inband is None and echo.keepalive is None
+    render = Job(client=b"c", spec="a RenderJob", inband={1: {}})
+    render.release()
+    assert render.spec == "a RenderJob" and render.inband is None  # kept: the history shows it
+
+
 def test_queue_is_round_robin_across_clients_and_fifo_within_one():
     q = FairQueue(max_queued=10)
     a = [Job(client=b"A", spec=i) for i in range(4)]

@@ -167,10 +167,24 @@ def test_a_retried_submit_is_queued_once(raw, server):
     clip = tiny_clip([1], h=4, w=4)
     table, arrays = protocol.inband_table(clip)
     frames = protocol.encode("submit", {"id": "same-id", "job": {}, "echo": True, "inband": table}, arrays)
+    since = exchange(raw, protocol.encode("ping", {"id": "clock"})).fields["time"]  # server clock
     first = exchange(raw, frames)
     second = exchange(raw, frames)
     assert first.type == second.type == "accepted"
     assert first.fields["job"] == second.fields["job"]
+    listing = exchange(raw, protocol.encode("jobs", {"id": "list"}))
+    new_jobs = [j["job"] for j in listing.fields["jobs"] if j["submitted"] >= since]
+    assert new_jobs == [first.fields["job"]]  # queued once, not twice under the same answer
+
+
+def test_an_echo_submit_must_carry_an_empty_job_map(raw):
+    clip = tiny_clip([1], h=4, w=4)
+    table, arrays = protocol.inband_table(clip)
+    frames = protocol.encode("submit", {"id": "echo-job", "job": {"pad": "x" * 60_000}, "echo": True,
+                                        "inband": table}, arrays)
+    reply = exchange(raw, frames)
+    assert_error(reply)
+    assert "echo" in reply.fields["message"]
 
 
 def test_server_still_renders_after_the_fuzzing(server):

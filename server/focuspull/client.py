@@ -2,9 +2,16 @@
 
 Imports only pyzmq, msgpack and numpy (never torch).  Request/reply calls follow the
 "lazy pirate" pattern of the ZeroMQ guide: send, poll with a timeout, and on silence
-close the socket, open a fresh one and resend, a bounded number of times.  The
-routing identity is kept across reconnects (the server hands the connection over), and
-a retried submit carries the same request id, so the server does not queue it twice.
+resend, a bounded number of times.  Any message from the server proves it is alive and
+restarts the wait (a big in-band result stream can be ahead of the reply).  With no job
+running the socket is closed and reopened before a resend; while jobs run it is kept, so
+their results are not dropped.  The routing identity is kept across reconnects (the
+server hands the connection over), and a retried request carries the same request id,
+so the server does not queue a submit twice.
+
+With a token, the client authenticates in the ZeroMQ handshake (PLAIN, user
+``focuspull``, password = the token) and also sends the token with every message; a
+refused handshake raises ``AuthError``.
 
 Typical use::
 
@@ -30,12 +37,14 @@ import numpy as np
 import zmq
 
 from focuspull import protocol
-from focuspull.errors import ProtocolError, ServiceUnavailable
+from focuspull.errors import AuthError, ProtocolError, ServiceUnavailable
 from focuspull.protocol import Message
 
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5690"
 # The server is trusted more than its clients, but a client still bounds what it accepts.
 _CLIENT_LIMITS = protocol.Limits(max_message_bytes=64 * 2**30, max_items=1_000_000)
+ZAP_USER = b"focuspull"  # PLAIN user name the server expects; the password is the token
+_HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
 
 
 class JobHandle:
@@ -106,7 +115,9 @@ class Client:
         self._ctx = context or zmq.Context.instance()
         self._identity = b"fp-" + uuid.uuid4().bytes
         self._socket: zmq.Socket | None = None
+        self._monitor: zmq.Socket | None = None  # handshake failures (auth) of _socket
         self._inbox: dict[str, deque[Message]] = {}  # job id -> messages not yet consumed
+        self._live: set[str] = set()  # jobs submitted here whose end has not been read yet
         self._last_sent = 0.0
         self._connect()
 
@@ -115,18 +126,30 @@ class Client:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.ROUTING_ID, self._identity)
         sock.setsockopt(zmq.LINGER, 0)  # a dead server must not block close()
+        # A refused handshake can leave the DEALER with no pipe, and a send then blocks.
+        sock.setsockopt(zmq.SNDTIMEO, max(1, int(self.timeout_s * 1000)))
+        if self.token is not None:
+            sock.plain_username = ZAP_USER
+            sock.plain_password = self.token.encode()
+        self._monitor = sock.get_monitor_socket(_HANDSHAKE_EVENTS)
         sock.connect(self.endpoint)
         self._socket = sock
 
-    def _reconnect(self) -> None:
+    def _disconnect(self) -> None:
         if self._socket is not None:
+            if self._monitor is not None:
+                self._socket.disable_monitor()
+                self._monitor.close(linger=0)
+                self._monitor = None
             self._socket.close(linger=0)
+            self._socket = None
+
+    def _reconnect(self) -> None:
+        self._disconnect()
         self._connect()
 
     def close(self) -> None:
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+        self._disconnect()
 
     def __enter__(self) -> "Client":
         return self
@@ -144,15 +167,49 @@ class Client:
         if limit is not None and size > limit:
             raise ProtocolError(f"message of {size} bytes exceeds the server limit of {limit}",
                                 "send fewer or smaller frames per job, or raise --max-message-mb on the server")
-        self._socket.send_multipart(frames, copy=False)
+        try:
+            self._socket.send_multipart(frames, copy=False)
+        except zmq.Again:
+            self._check_handshake()  # AuthError when the server refused the connection
+            raise ServiceUnavailable(f"cannot send to {self.endpoint}: no connection for {self.timeout_s:g} s",
+                                     "check that 'focuspull serve' is running there (and the token matches)") from None
         self._last_sent = time.monotonic()
 
     def _recv(self, timeout_s: float) -> Message | None:
         assert self._socket is not None
-        if not self._socket.poll(max(0, int(timeout_s * 1000)), zmq.POLLIN):
+        poller = zmq.Poller()
+        poller.register(self._socket, zmq.POLLIN)
+        if self._monitor is not None:
+            poller.register(self._monitor, zmq.POLLIN)
+        ready = dict(poller.poll(max(0, int(timeout_s * 1000))))
+        if self._monitor is not None and self._monitor in ready:
+            self._check_handshake()
+        if self._socket not in ready:
             return None
         frames = self._socket.recv_multipart(copy=False)
         return protocol.decode(frames, _CLIENT_LIMITS, expect=protocol.SERVER_TYPES)
+
+    def _check_handshake(self) -> None:
+        """Raise AuthError for a handshake the server refused (wrong or missing token)."""
+        from zmq.utils.monitor import recv_monitor_message
+
+        assert self._monitor is not None
+        while self._monitor.poll(0):
+            event = recv_monitor_message(self._monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise AuthError("wrong auth token (the server refused the connection)",
+                                "use the token the server was started with")
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                if event["value"] != zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+                    raise ProtocolError(f"the connection handshake with {self.endpoint} failed "
+                                        f"(ZeroMQ protocol error {event['value']:#x})",
+                                        "check that the endpoint is a focuspull server of the same version")
+                if self.token is None:
+                    raise AuthError("this server needs an auth token and the connection carried none",
+                                    "pass token=... to Client (or set FOCUSPULL_TOKEN)")
+                raise AuthError("this server takes no auth token but the client sends one",
+                                "drop the token (token=None, unset FOCUSPULL_TOKEN), or start the "
+                                "server with --token / FOCUSPULL_TOKEN")
 
     def _stash(self, msg: Message) -> None:
         job = msg.fields.get("job")
@@ -161,21 +218,36 @@ class Client:
         # heartbeats and stale replies to earlier (retried) requests are dropped
 
     def _request(self, msg_type: str, fields: Mapping[str, Any], arrays=()) -> Message:
-        """Lazy pirate: send, wait ``timeout_s``, reconnect and resend up to ``retries`` times."""
+        """Lazy pirate: send, wait ``timeout_s`` of silence, resend up to ``retries`` times.
+
+        Every message from the server but a heartbeat restarts the wait: the reply may be
+        queued behind a large result stream.  Heartbeats do not, or a lost request would
+        wait for ever.  With no live job the socket is reopened before a resend (a fresh
+        connection); with live jobs it is kept so their queued results are not dropped.
+        """
         req_id = uuid.uuid4().hex
         for attempt in range(self.retries + 1):
+            if attempt and not self._live:
+                self._reconnect()
             self._send(msg_type, {"id": req_id, **fields}, arrays)
             deadline = time.monotonic() + self.timeout_s
             while True:
                 msg = self._recv(deadline - time.monotonic())
                 if msg is None:
                     break
+                if msg.type != "heartbeat":
+                    deadline = time.monotonic() + self.timeout_s  # the server is alive and talking
                 if msg.fields.get("re") == req_id:
                     if msg.type == "error":
                         raise protocol.error_from_fields(msg.fields)
                     return msg
+                if msg.type == "error" and msg.fields.get("re") is None and msg.fields.get("job") is None:
+                    # The server could not read the request far enough to find its id
+                    # (e.g. a list longer than the msgpack item limit): it is our answer.
+                    raise protocol.error_from_fields(msg.fields)
                 self._stash(msg)
-            self._reconnect()
+        if not self._live:
+            self._reconnect()  # leave a fresh socket for the next call
         raise ServiceUnavailable(
             f"no answer from {self.endpoint} to '{msg_type}' after {self.retries + 1} "
             f"attempt(s) of {self.timeout_s:g} s",
@@ -191,6 +263,7 @@ class Client:
                 self._send("heartbeat", {})
             if now - last_heard > self.timeout_s:
                 self._inbox.pop(job_id, None)
+                self._live.discard(job_id)
                 raise ServiceUnavailable(
                     f"the server at {self.endpoint} went silent for {self.timeout_s:g} s while "
                     f"running job {job_id}",
@@ -205,6 +278,7 @@ class Client:
         msg = box.popleft()
         if msg.type in ("done", "error"):
             self._inbox.pop(job_id, None)
+            self._live.discard(job_id)
         return msg
 
     # -- API ------------------------------------------------------------------------------------
@@ -236,18 +310,20 @@ class Client:
         """Queue a job (a RenderJob dict); ``inband`` = ``{frame: {"rgba", "depth"}}`` arrays.
 
         ``echo`` asks the server to send the in-band images straight back without
-        rendering (transport measurements).  Raises the server's error (JobSpecError,
-        PathPolicyError, ServerBusy, ...) if it refuses the job.
+        rendering (transport measurements); ``job`` is then not sent (the protocol wants
+        ``{}``).  Raises the server's error (JobSpecError, PathPolicyError, ServerBusy, ...)
+        if it refuses the job.
         """
         if self.server_info is None:
             self.hello()  # learn the limits before sending gigabytes
-        fields: dict[str, Any] = {"job": dict(job)}
+        fields: dict[str, Any] = {"job": {} if echo else dict(job)}
         arrays: list[np.ndarray] = []
         if inband is not None:
             fields["inband"], arrays = protocol.inband_table(inband)
         if echo:
             fields["echo"] = True
         msg = self._request("submit", fields, arrays)
+        self._live.add(msg.fields["job"])
         return JobHandle(self, msg.fields["job"], msg.fields["position"])
 
 

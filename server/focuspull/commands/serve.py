@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
     config = resolve({o.name: getattr(args, o.name, None) for o in OPTIONS}, os.environ, file)
     logging.basicConfig(level=config.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if getattr(args, "token", None):
+        logging.getLogger("focuspull.service").warning(
+            "--token on the command line is visible to every user of this machine (ps); "
+            "prefer FOCUSPULL_TOKEN or the config file")
     import zmq
 
     from focuspull.service.server import Server

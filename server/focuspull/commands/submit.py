@@ -15,8 +15,8 @@ from typing import Any
 HELP = "send a render job (JSON file and/or options) to a running 'focuspull serve'"
 
 # Exit codes are those of every command (focuspull.cli): 0 done, 2 bad job or options
-# (also a path the server refuses), 3 failed (including an unreachable server),
-# 130 cancelled / interrupted.  Errors propagate to cli.run_command, which maps them.
+# (also a path the server refuses, or a job message it cannot read), 3 failed (including an
+# unreachable server), 130 cancelled / interrupted.  Errors propagate to cli.run_command, which maps them.
 EXIT_OK, EXIT_CANCELLED = 0, 130
 
 
@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument("--overwrite", action="store_true", default=None, help="replace existing frames")
     parser.add_argument("--endpoint", default=os.environ.get("FOCUSPULL_ENDPOINT", "tcp://127.0.0.1:5690"),
                         help="server endpoint (env: FOCUSPULL_ENDPOINT; default: %(default)s)")
-    parser.add_argument("--token", default=None, help="auth token (env: FOCUSPULL_TOKEN)")
+    parser.add_argument("--token", default=None,
+                        help="auth token (env: FOCUSPULL_TOKEN, better: a command line is visible in ps)")
     parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
                         help="seconds of server silence before giving up (default: %(default)s)")
     parser.add_argument("--quiet", "-q", action="store_true", help="print only errors")
@@ -40,23 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_frames(text: str) -> list[int]:
-    """'1001-1010', '1001,1005,1010', '1001-1100x2' (step) -> frame numbers."""
-    from focuspull.errors import InputError
+    """'1001-1010', '1001,1005,1010', '1001-1100x2' (step) -> sorted frame numbers.
 
-    frames: list[int] = []
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            rng, _, step = part.partition("x")
-            first, sep, last = rng.partition("-") if not rng.startswith("-") else (rng, "", "")
-            if sep:
-                frames.extend(range(int(first), int(last) + 1, int(step or 1)))
-            else:
-                frames.append(int(rng))
-    except ValueError:
-        raise InputError(f"cannot read the frame range {text!r}",
-                         "write it like 1001-1010, 1001,1005 or 1001-1100x2") from None
-    return frames
+    ``focuspull.io.frames.parse_frame_range`` (pure Python): a reversed or empty range
+    is an InputError, never an empty list (which a job reads as "every frame").
+    """
+    from focuspull.io.frames import parse_frame_range
+
+    return parse_frame_range(text)
 
 
 def build_job(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,7 +85,7 @@ def build_job(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from focuspull.client import Client
-    from focuspull.errors import FocuspullError
+    from focuspull.errors import FocuspullError, ProtocolError
 
     with Client(args.endpoint, token=args.token, timeout_s=args.timeout, retries=1) as client:
         if args.jobs:
@@ -103,7 +95,14 @@ def run(args: argparse.Namespace) -> int:
         if args.cancel:
             print(f"{args.cancel}: {client.cancel(args.cancel)}")
             return EXIT_OK
-        handle = client.submit(build_job(args))
+        job = build_job(args)
+        try:
+            handle = client.submit(job)
+        except ProtocolError as exc:  # the server could not take the message: a bad job (exit 2)
+            from focuspull.cli import EXIT_USAGE, error
+
+            error(exc.message, exc.hint)
+            return EXIT_USAGE
         if not args.quiet:
             print(f"job {handle.id} queued (position {handle.position})", file=sys.stderr)
         try:

@@ -20,7 +20,7 @@ FINISHED = frozenset({DONE, FAILED, CANCELLED})
 
 @dataclass(eq=False)
 class Job:
-    """One submitted job.  ``spec`` is a RenderJob (or the raw dict for echo jobs)."""
+    """One submitted job.  ``spec`` is a RenderJob (``{}`` for echo jobs, None once run)."""
 
     client: bytes
     spec: Any
@@ -45,6 +45,8 @@ class Job:
         """Drop the input buffers once the job has run (they can be gigabytes)."""
         self.inband = None
         self.keepalive = None
+        if self.echo:
+            self.spec = None  # never validated: nothing of it outlives the run
 
 
 class FairQueue:

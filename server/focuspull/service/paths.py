@@ -7,16 +7,14 @@ usual shape of an attack.
 """
 from __future__ import annotations
 
-import glob
 import os
-import re
 from pathlib import Path
 
 from focuspull.errors import PathPolicyError
+from focuspull.io.frames import SequencePattern  # pure Python: no OpenImageIO
 
-# Frame-number placeholders in sequence patterns: ####, @@@, %04d, $F4.
-_PLACEHOLDER = re.compile(r"#+|@+|%0?\d*d|\$F\d*")
-_MAX_GLOB = 100_000
+_MAX_SEQUENCE_FILES = 100_000  # files of one sequence checked; more is refused
+_MAX_TREE_ENTRIES = 10_000  # entries under a checkpoint directory checked; more is refused
 
 
 class PathPolicy:
@@ -53,16 +51,49 @@ class PathPolicy:
         return real
 
     def check_sequence(self, pattern: str, *, kind: str = "sequence") -> Path:
-        """Check a frame-sequence pattern: its directory and every existing file it matches.
+        """Check a frame-sequence pattern: its directory and every existing file of it.
 
-        Each matching file is resolved on its own, so ``shot.0003.exr -> /etc/passwd``
-        in an allowed directory is still refused.
+        The files are enumerated exactly as the reader does (``SequencePattern``: a
+        directory listing, no glob, so ``[``, ``*`` or ``?`` in a directory name are
+        plain characters), and each is resolved on its own, so
+        ``shot.0003.exr -> /etc/passwd`` in an allowed directory is still refused.
         """
         real = self.resolve(pattern, kind=kind)
-        if _PLACEHOLDER.search(real.name):
-            wildcard = str(real.parent / _PLACEHOLDER.sub("*", glob.escape(real.name)))
-            for i, match in enumerate(glob.iglob(wildcard)):
-                if i >= _MAX_GLOB:
-                    break
-                self.resolve(match, kind=kind)
+        seq = SequencePattern(str(real))
+        frames = seq.frames_on_disk()
+        if len(frames) > _MAX_SEQUENCE_FILES:
+            raise PathPolicyError(f"{kind} {pattern!r:.200} matches {len(frames)} files; this server checks "
+                                  f"at most {_MAX_SEQUENCE_FILES}", "split the sequence into smaller folders")
+        for frame in frames:
+            self.resolve(seq.path(frame), kind=kind)
+        return real
+
+    def check_tree(self, path: str, *, kind: str = "directory") -> Path:
+        """Check a directory and everything under it (symlinked entries and the
+        directories they lead to included); returns its real path.
+
+        For directories a job reads whole (model checkpoints): a ``config.json`` that
+        links outside the roots is refused.  At most ``_MAX_TREE_ENTRIES`` entries.
+        """
+        real = self.resolve(path, kind=kind)
+        if not real.is_dir():
+            return real
+        seen_dirs = {real}
+        pending = [real]
+        count = 0
+        while pending:
+            directory = pending.pop()
+            try:
+                entries = os.listdir(directory)
+            except OSError:
+                continue  # unreadable for the server too: nothing to open
+            for name in entries:
+                count += 1
+                if count > _MAX_TREE_ENTRIES:
+                    raise PathPolicyError(f"{kind} {path!r:.200} holds more than {_MAX_TREE_ENTRIES} entries",
+                                          "point it at a directory holding only the checkpoint")
+                entry = self.resolve(str(directory / name), kind=kind)
+                if entry.is_dir() and entry not in seen_dirs:
+                    seen_dirs.add(entry)
+                    pending.append(entry)
         return real

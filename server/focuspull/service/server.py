@@ -9,6 +9,7 @@ heartbeats to every client with live jobs so clients notice a dead server.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import threading
 import time
@@ -31,6 +32,14 @@ log = logging.getLogger("focuspull.service")
 STAGES = ("depth", "lens", "mpi", "render", "refine")
 _HISTORY = 256  # finished jobs kept for 'jobs' listings
 _POLL_MS = 100
+_RCVHWM = 16  # whole messages ZeroMQ reads ahead per client before the loop takes them
+ZAP_USER = "focuspull"  # PLAIN user name; the password is the token
+
+
+def who(ident: bytes) -> str:
+    """A short, stable name of a routing identity for logs.  Not the identity itself:
+    whoever reads the log must not learn identities to connect with."""
+    return hashlib.sha256(ident).hexdigest()[:8]
 
 
 def resolve_devices(device: str) -> list[str]:
@@ -55,8 +64,8 @@ def check_job_paths(spec: Any, policy: PathPolicy) -> Any:
     if depth.pattern is not None:
         depth = dataclasses.replace(depth, pattern=str(policy.check_sequence(depth.pattern, kind="depth.pattern")))
     if depth.checkpoint_dir is not None:
-        depth = dataclasses.replace(depth, checkpoint_dir=str(policy.resolve(depth.checkpoint_dir,
-                                                                             kind="depth.checkpoint_dir")))
+        depth = dataclasses.replace(depth, checkpoint_dir=str(policy.check_tree(depth.checkpoint_dir,
+                                                                                kind="depth.checkpoint_dir")))
     if out.pattern is not None:
         out = dataclasses.replace(out, pattern=str(policy.check_sequence(out.pattern, kind="output.pattern")))
     if out.preview is not None:
@@ -85,6 +94,7 @@ class Server:
         self.started = time.time()
         self.router: zmq.Socket | None = None
         self.bound: str | None = None
+        self.authenticator: Any = None
 
     # -- lifecycle -------------------------------------------------------------------
     def stop(self) -> None:
@@ -93,12 +103,31 @@ class Server:
 
     def serve(self) -> None:
         router = self.ctx.socket(zmq.ROUTER)
+        if self.config.token:
+            # Authenticate in the ZeroMQ handshake (ZAP, PLAIN): a peer without the token
+            # never gets a pipe, so it can neither make ZeroMQ buffer its messages nor take
+            # over a client's routing identity (ROUTER_HANDOVER) and read its job stream.
+            from zmq.auth.thread import ThreadAuthenticator
+
+            zap_log = logging.getLogger("focuspull.service.zap")
+            zap_log.setLevel(logging.INFO)  # pyzmq logs the password and identity at DEBUG
+            self.authenticator = ThreadAuthenticator(self.ctx, log=zap_log)
+            self.authenticator.start()
+            self.authenticator.configure_plain(domain="*", passwords={ZAP_USER: self.config.token})
+            router.plain_server = True
         router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # unroutable -> EHOSTUNREACH, not a silent drop
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity
         router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)  # per frame, before buffering
+        router.setsockopt(zmq.RCVHWM, _RCVHWM)  # bounds read-ahead: MAXMSGSIZE is per frame only
         router.setsockopt(zmq.SNDHWM, 0)  # results must not be dropped; client timeouts bound memory
         router.setsockopt(zmq.LINGER, 1000)
-        router.bind(self.config.bind)
+        try:
+            router.bind(self.config.bind)
+        except zmq.ZMQError:
+            router.close(linger=0)
+            if self.authenticator is not None:
+                self.authenticator.stop()
+            raise
         self.router = router
         self.bound = router.getsockopt(zmq.LAST_ENDPOINT).decode()
         events_endpoint = f"inproc://focuspull-events-{id(self)}"
@@ -111,7 +140,7 @@ class Server:
             w.start()
         log.info("focuspull %s serving on %s (devices %s, roots %s, auth %s)", focuspull.__version__,
                  self.bound, ",".join(self.devices), list(map(str, self.policy.roots)) or "none",
-                 "on" if self.config.token else "off")
+                 "on (ZAP PLAIN + per-message token)" if self.config.token else "off")
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
         poller.register(pull, zmq.POLLIN)
@@ -149,6 +178,8 @@ class Server:
         pull.close(linger=0)
         assert self.router is not None
         self.router.close(linger=1000)
+        if self.authenticator is not None:
+            self.authenticator.stop()
         log.info("server stopped")
 
     # -- plumbing ----------------------------------------------------------------------
@@ -157,7 +188,7 @@ class Server:
         try:
             self.router.send_multipart([ident, *frames], copy=False, flags=zmq.NOBLOCK)
         except zmq.ZMQError as exc:  # the client went away; its jobs time out via heartbeats
-            log.debug("cannot reach client %s: %s", ident.hex(), exc)
+            log.debug("cannot reach client %s: %s", who(ident), exc)
 
     def _reply(self, ident: bytes, msg_type: str, fields: dict, arrays=()) -> None:
         self._send(ident, protocol.encode(msg_type, fields, arrays))
@@ -180,7 +211,7 @@ class Server:
             silent = now - self.last_seen.get(client, now)
             if silent > self.config.client_timeout_s:
                 log.warning("client %s silent for %.1f s: cancelling its %d job(s)",
-                            client.hex(), silent, len(jobs))
+                            who(client), silent, len(jobs))
                 for job in jobs:
                     self._cancel(job, "the client stopped sending heartbeats")
             else:
@@ -195,7 +226,6 @@ class Server:
     # -- messages ------------------------------------------------------------------------
     def _handle(self, frames: list) -> None:
         ident = frames[0].bytes
-        self.last_seen[ident] = time.time()
         req_id = None
         try:
             try:
@@ -206,15 +236,16 @@ class Server:
                 pass  # decode() below raises the full error
             msg = protocol.decode(frames[1:], self.limits, expect=protocol.CLIENT_TYPES)
             check_token(self.config.token, msg.token)
+            self.last_seen[ident] = time.time()  # only an authenticated message keeps jobs alive
             handler = getattr(self, f"_on_{msg.type}")
             reply = handler(ident, msg, frames)
             if reply is not None:
                 self._reply(ident, reply[0], {"re": req_id, **reply[1]})
         except FocuspullError as exc:
-            log.warning("refused a message from %s: %s", ident.hex(), exc)
+            log.warning("refused a message from %s: %s", who(ident), exc)
             self._reply(ident, "error", {"re": req_id, **protocol.error_fields(exc)})
         except Exception as exc:  # a bug must not take the server down
-            log.exception("error handling a message from %s", ident.hex())
+            log.exception("error handling a message from %s", who(ident))
             self._reply(ident, "error", {"re": req_id, **protocol.error_fields(exc)})
 
     def _on_heartbeat(self, ident, msg, frames):
@@ -277,7 +308,10 @@ class Server:
             raise ProtocolError(f"submit carries {len(msg.arrays)} array frame(s) but no 'inband' table",
                                 "describe in-band frames in 'inband'")
         if echo:
-            spec: Any = msg.fields["job"]
+            if msg.fields["job"]:  # not validated, so not kept: it would sit in the job history
+                raise ProtocolError("an echo submit carries a job map; echo jobs render nothing",
+                                    "send 'job': {} with echo: true")
+            spec: Any = {}
         else:
             from focuspull.job import RenderJob  # no torch
 
@@ -307,5 +341,5 @@ class Server:
         self.recent_submits[key] = accepted
         while len(self.recent_submits) > 1024:
             self.recent_submits.popitem(last=False)
-        log.info("job %s queued for %s at position %d", job.id, ident.hex(), position)
+        log.info("job %s queued for %s at position %d", job.id, who(ident), position)
         return "accepted", accepted
