@@ -42,8 +42,14 @@ def _fast_len(n: int) -> int:
     return best
 
 
-def convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """'Same'-size linear convolution of every channel of ``x`` (1xKxhxw) with ``kernel``."""
+def convolve(x: torch.Tensor, kernel: torch.Tensor,
+             clear: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> torch.Tensor:
+    """'Same'-size linear convolution of every channel of ``x`` (1xKxhxw) with ``kernel``.
+
+    ``clear`` says, for the top, bottom, left and right sides, whether ``x`` is already zero
+    within the kernel radius of that side.  There a circular FFT of ``x``'s own size cannot
+    wrap anything around, so no padding (and a smaller FFT) is needed.
+    """
     ksize = kernel.shape[-1]
     radius = ksize // 2
     if ksize == 1:
@@ -59,16 +65,25 @@ def convolve(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
             for dx in (-1, 0, 1):
                 out += kernel[dy + 1, dx + 1] * padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
         return out
-    fh, fw = _fast_len(h + 2 * radius), _fast_len(w + 2 * radius)
+    top, bottom, left, right = (0 if side else radius for side in clear)
+    x = F.pad(x, (left, right, top, bottom))
+    fh, fw = _fast_len(h + top + bottom), _fast_len(w + left + right)
+    # The kernel's centre at the origin, so the result needs no shift.
+    centred = torch.roll(F.pad(kernel, (0, fw - ksize, 0, fh - ksize)), shifts=(-radius, -radius), dims=(0, 1))
     spectrum = torch.fft.rfft2(x, s=(fh, fw))
-    spectrum *= torch.fft.rfft2(kernel, s=(fh, fw))
+    spectrum *= torch.fft.rfft2(centred)
     full = torch.fft.irfft2(spectrum, s=(fh, fw))
-    return full[..., radius:radius + h, radius:radius + w]
+    return full[..., top:top + h, left:left + w]
 
 
 def blur_plane(layer: torch.Tensor, radius_px: float, aperture: Aperture | None,
-               level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> torch.Tensor:
-    """Blur a premultiplied layer (1xKxhxw) by the aperture at CoC radius ``radius_px``."""
+               level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX,
+               clear: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> torch.Tensor:
+    """Blur a premultiplied layer (1xKxhxw) by the aperture at CoC radius ``radius_px``.
+
+    ``clear``: sides (top, bottom, left, right) along which the layer is zero for at least
+    ``radius + 2 * scale`` px (see :func:`convolve`).
+    """
     radius = abs(radius_px)
     if radius <= 0.5:
         return layer  # the kernel is a delta
@@ -79,7 +94,7 @@ def blur_plane(layer: torch.Tensor, radius_px: float, aperture: Aperture | None,
         pad_h, pad_w = (-h) % scale, (-w) % scale
         small = F.avg_pool2d(F.pad(layer, (0, pad_w, 0, pad_h)), scale)
     kernel = torch.tensor(aperture_kernel(aperture, radius / scale), device=layer.device, dtype=layer.dtype)
-    out = convolve(small, kernel)
+    out = convolve(small, kernel, clear)
     if scale > 1:
         out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
         out = out[..., :h, :w]

@@ -231,11 +231,14 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
             current = []
             for crop, core, owned in tiles.regions(plane, halo, align=scale):
                 y0, y1, x0, x1 = crop
+                # Sides where the crop kept its whole halo hold only zeros near the edge.
+                clear = (core[0] - halo >= 0, core[1] + halo <= height,
+                         core[2] - halo >= 0, core[3] + halo <= width)
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
                 if not bool(transmit.max() > 0):
                     continue  # hidden behind nearer planes: adds nothing, occludes nothing new
                 layer = _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f)
-                blurred = blur_plane(layer, radius, aperture, level_radius_px)
+                blurred = blur_plane(layer, radius, aperture, level_radius_px, clear)
                 total[..., y0:y1, x0:x1] += blurred * transmit
                 current.append((blurred[:, -1:], crop))
             # The previous plane starts to occlude only now: adjacent planes share split pixels.
@@ -251,9 +254,13 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
 
 
 def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
-    """Premultiplied colour + coverage of one plane inside ``crop``, limited to owned tiles."""
-    y0, y1, x0, x1 = crop
-    window = (..., slice(y0, y1), slice(x0, x1))
+    """Premultiplied colour + coverage of one plane inside ``crop``, limited to owned tiles.
+
+    Built on the core (the owned tiles' box) and zero-padded to the crop: the halo around
+    it is there for the blur to spread into, it holds nothing of this rectangle.
+    """
+    cy0, cy1, cx0, cx1 = core
+    window = (..., slice(cy0, cy1), slice(cx0, cx1))
     w = plane_weight(vis_f[window], plane)
     colour = x[window] * w
     cover = w
@@ -262,12 +269,12 @@ def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch
         colour = colour + hid_colour[window] * w_hid
         cover = cover + w_hid
     layer = torch.cat([colour, cover], dim=1)
-    # Only the tiles this rectangle owns: others belong to another rectangle (or none).
-    own = torch.from_numpy(np.kron(owned, np.ones((_TILE, _TILE), bool))).to(layer.device)
-    cy0, cy1, cx0, cx1 = core
-    mask = torch.zeros((y1 - y0, x1 - x0), dtype=torch.bool, device=layer.device)
-    mask[cy0 - y0:cy1 - y0, cx0 - x0:cx1 - x0] = own[:cy1 - cy0, :cx1 - cx0]
-    return layer * mask
+    if not owned.all():
+        # Only the tiles this rectangle owns: others belong to another rectangle (or none).
+        own = np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
+        layer = layer * torch.from_numpy(own).to(layer.device)
+    y0, y1, x0, x1 = crop
+    return F.pad(layer, (cx0 - x0, x1 - cx1, cy0 - y0, y1 - cy1))
 
 
 def render_frame(image: np.ndarray, depth: np.ndarray, lens: Lens, *, depth_math: str = "depth",
