@@ -32,14 +32,16 @@ EDGE_SMOOTH_PX = 4
 
 
 def cell_px(reach_px: float) -> int:
-    """Grid cell for guessing content ``reach_px`` away: a power of two, ~reach/8.
+    """Grid cell for guessing content ``reach_px`` away: a power of two, at least reach/8.
 
-    A power of two changes only when the frame's largest blur crosses an octave, so a
-    focus pull does not re-grid the hidden background every frame.
+    At most ~10 cells of reach keeps the fill cheap; a power of two changes only when the
+    frame's largest blur crosses an octave, so a focus pull does not re-grid the hidden
+    background every frame.
     """
-    if reach_px < 16:
+    if reach_px < 8:
         return 1
-    return min(MAX_CELL_PX, 2 ** int(math.floor(math.log2(reach_px / 8))))
+    return min(MAX_CELL_PX, 2 ** int(math.ceil(math.log2(reach_px / 8))))
+
 
 # A hidden surface must lie at least this many planes behind the visible one: the
 # renderer's occlusion ignores the two planes nearest a surface (its own soft split),
