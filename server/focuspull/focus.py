@@ -16,9 +16,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from focuspull.errors import DepthError, InputError
+from focuspull.io.transfer import LUMA_WEIGHTS
 
-# Rec. 709 / sRGB primaries: luminance of scene-linear RGB.
-LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
 
 # --------------------------------------------------------------------------- point / matte

@@ -158,10 +158,9 @@ def extend_borders(image: torch.Tensor, coc: torch.Tensor, pad: int) -> tuple[to
     if pad <= 0:
         return image, coc
     sides = (pad, pad, pad, pad)
-    edge_colour = F.pad(_smoothed_edges(image), sides, mode="replicate")
-    inside = F.pad(torch.ones_like(coc), sides) > 0
-    colour = torch.where(inside, F.pad(image, sides), edge_colour)
-    return colour.contiguous(), F.pad(coc, sides, mode="replicate")
+    colour = F.pad(_smoothed_edges(image), sides, mode="replicate")
+    colour[..., pad:-pad, pad:-pad] = image  # the frame itself is kept as it is
+    return colour, F.pad(coc, sides, mode="replicate")
 
 
 def _smoothed_edges(image: torch.Tensor) -> torch.Tensor:

@@ -28,10 +28,6 @@ class Region:
     c1: int
     owned: np.ndarray  # bool, (r1 - r0) x (c1 - c0)
 
-    @property
-    def owns_all(self) -> bool:
-        return bool(self.owned.all())
-
 
 def _halo_cost(r0: int, r1: int, c0: int, c1: int, halo_tiles: float) -> float:
     return (r1 - r0 + 2 * halo_tiles) * (c1 - c0 + 2 * halo_tiles)

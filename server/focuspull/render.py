@@ -35,12 +35,12 @@ import torch.nn.functional as F
 from focuspull.aperture import Aperture
 from focuspull.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, level_scale
 from focuspull.errors import Cancelled, DepthError, InputError
+from focuspull.io.transfer import LUMA_WEIGHTS
 from focuspull.lens import Lens, coc_from_depth, describe_bad_pixels
 from focuspull.mpi import MAX_CELL_PX, extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
 from focuspull.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
-_REC709_LUMA = (0.2126, 0.7152, 0.0722)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Highlights:
 def apply_highlights(image: torch.Tensor, highlights: Highlights) -> torch.Tensor:
     """Boost bright pixels of a ``1xCxHxW`` image (alpha, if any, is left alone)."""
     rgb = image[:, :3]
-    luma = sum(w * rgb[:, i:i + 1] for i, w in enumerate(_REC709_LUMA))
+    luma = sum(float(w) * rgb[:, i:i + 1] for i, w in enumerate(LUMA_WEIGHTS))
     excess = ((luma - highlights.threshold) / (1.0 - highlights.threshold)).clamp_min(0)
     boosted = rgb * (1.0 + highlights.gain * excess)
     return torch.cat([boosted, image[:, 3:]], dim=1)

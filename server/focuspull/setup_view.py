@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from focuspull.errors import InputError
+from focuspull.io.transfer import LUMA_WEIGHTS
 
-LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)  # Rec.709, scene-linear
 FRONT_RGB = np.array([1.0, 0.0, 0.0], np.float32)
 IN_FOCUS_RGB = np.array([0.0, 1.0, 0.0], np.float32)
 BEHIND_RGB = np.array([0.0, 0.0, 1.0], np.float32)

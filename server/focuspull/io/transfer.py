@@ -29,6 +29,9 @@ import numpy as np
 
 from focuspull.errors import InputError
 
+#: Rec.709 / sRGB primaries: luminance Y of scene-linear RGB.
+LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
 _REC709_ALPHA = 1.09929682680944
 _REC709_BETA = 0.018053968510807
 
