@@ -30,7 +30,7 @@ def _tent(coc, stack, plane):
 
 def reference_render(image, coc, aperture=None, spacing=1.0):
     # The border extension is an input here, like the hidden layer: shared with focuspull.
-    border = frame_border_px(float(np.abs(coc).max()), *coc.shape, level_radius_px=float("inf"))
+    border = frame_border_px(float(np.abs(coc).max()), level_radius_px=float("inf"))
     t_img, t_coc = extend_borders(torch.from_numpy(image.astype(np.float64)).permute(2, 0, 1)[None],
                                   torch.from_numpy(coc.astype(np.float64))[None, None], border)
     image = t_img[0].permute(1, 2, 0).numpy()

@@ -73,19 +73,18 @@ def apply_highlights(image: torch.Tensor, highlights: Highlights) -> torch.Tenso
     return torch.cat([boosted, image[:, 3:]], dim=1)
 
 
-def frame_border_px(max_radius_px: float, height: int, width: int,
-                    level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> int:
+def frame_border_px(max_radius_px: float, level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> int:
     """How far beyond the frame to extend the picture before blurring.
 
     The largest blur radius (light from that far outside reaches the edge), rounded up to a
     multiple of every coarse grid's step so those grids keep their place on the picture
-    whatever the frame's largest CoC (no flicker in a focus pull), and never more than the
-    frame's own size (one wild depth sample must not make the frame enormous).
+    whatever the frame's largest CoC (no flicker in a focus pull).  Bounded because
+    :func:`render_coc` refuses CoC beyond half the frame diagonal.
     """
     if max_radius_px <= 0.5:
         return 0
     quantum = max(MAX_CELL_PX, level_scale(max_radius_px, level_radius_px))
-    needed = int(math.ceil(min(max_radius_px, max(height, width)))) + 1
+    needed = int(math.ceil(max_radius_px)) + 1
     return -(-needed // quantum) * quantum
 
 
@@ -202,7 +201,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
             x = apply_highlights(x, highlights)
         coc = torch.from_numpy(coc_px).to(dev, dtype)[None, None]
         reveal = float(coc.abs().max())
-        border = frame_border_px(reveal, height, width, level_radius_px)
+        border = frame_border_px(reveal, level_radius_px)
         x, coc = extend_borders(x, coc, border)
         height, width = x.shape[-2:]
         stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
