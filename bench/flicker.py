@@ -5,7 +5,7 @@
 Takes the demo shot's exact depth, then gives every frame's disparity the kind of error a
 per-frame depth estimator makes: a scale error (1 +- 5 %), a shift (+- 0.02 1/m) and
 pixel noise (sigma 0.005).  Each frame is rendered from clean, jittered and jittered +
-stabilised depth (`focuspull.stabilise.DepthStabiliser`, window 2).  Flicker is
+stabilised depth (`focuspull.stages.depth.stabilise.DepthStabiliser`, window 2).  Flicker is
 mean |(out_t - out_t-1) - (ref_t - ref_t-1)| against the render from clean depth, i.e.
 frame-to-frame change that the clean shot does not have.
 """
@@ -16,10 +16,10 @@ import sys
 
 import numpy as np
 
-from focuspull.demo_scene import DemoScene
-from focuspull.lens import ThinLens, coc_from_disparity
-from focuspull.render import render_coc
-from focuspull.stabilise import DepthStabiliser
+from focuspull.commands.demo_scene import DemoScene
+from focuspull.stages.lens import ThinLens, coc_from_disparity
+from focuspull.stages.render.layered import render_coc
+from focuspull.stages.depth.stabilise import DepthStabiliser
 
 
 def flicker(outputs: list[np.ndarray], reference: list[np.ndarray]) -> float:

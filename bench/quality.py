@@ -31,9 +31,9 @@ if str(BENCH_DIR) not in sys.path:  # so `import quality` from a test finds its 
 import metrics  # noqa: E402  (bench/metrics.py)
 import scatter  # noqa: E402  (bench/scatter.py)
 
-from focuspull.aperture import Aperture  # noqa: E402
+from focuspull.stages.aperture import Aperture  # noqa: E402
 from focuspull.errors import InputError, SequenceError  # noqa: E402
-from focuspull.lens import LinearLens, ThinLens, coc_from_depth  # noqa: E402
+from focuspull.stages.lens import LinearLens, ThinLens, coc_from_depth  # noqa: E402
 
 SCENES_DIR = BENCH_DIR / "scenes"
 SCENE_NAMES = ("objects", "highlights", "occluders", "hexagon")
@@ -104,7 +104,7 @@ def focuspull_rotation_deg(meta: dict) -> float:
 
 def render_focuspull(rgba: np.ndarray, z_m: np.ndarray, lens: ThinLens | LinearLens,
                      aperture: Aperture) -> np.ndarray:
-    from focuspull.render import render_frame  # torch: loaded only when a render is asked for
+    from focuspull.stages.render.layered import render_frame  # torch: loaded only when a render is asked for
 
     return render_frame(rgba, z_m, lens, depth_math="depth", aperture=aperture)
 
@@ -124,7 +124,7 @@ def evaluate_scene(name: str, scenes_dir: Path = SCENES_DIR, out_dir: Path | Non
     renders: dict[str, np.ndarray] = {"pinhole": scene["rgba"], "blender_defocus": scene["blender_defocus"],
                                       "cycles": scene["cycles"]}
     seconds: dict[str, float | None] = {"pinhole": None, "blender_defocus": None}
-    import focuspull.render  # noqa: F401  (import torch before the clock starts)
+    import focuspull.stages.render.layered  # noqa: F401  (import torch before the clock starts)
 
     start = time.perf_counter()
     renders["focuspull"] = render_focuspull(scene["rgba"], scene["z_m"], lens, aperture)

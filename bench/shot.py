@@ -21,10 +21,10 @@ import time
 
 import numpy as np
 
-from focuspull.demo_scene import DemoScene
+from focuspull.commands.demo_scene import DemoScene
 from focuspull.io import write_image
-from focuspull.lens import ThinLens, coc_from_depth
-from focuspull.render import render_coc
+from focuspull.stages.lens import ThinLens, coc_from_depth
+from focuspull.stages.render.layered import render_coc
 
 LENS = dict(focal_length_mm=50.0, fstop=1.4, sensor_width_mm=36.0, focus_distance_m=4.5)
 

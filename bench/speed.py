@@ -3,7 +3,7 @@
     .venv/bin/python bench/speed.py            # 1080p, max CoC radius 32 px, + 4K peak RAM
     .venv/bin/python bench/speed.py --quick    # fewer repeats, smaller 4K check
 
-The scene is the demo shot (focuspull.demo_scene) at 1920x1080, focused on the ball at
+The scene is the demo shot (focuspull.commands.demo_scene) at 1920x1080, focused on the ball at
 4.5 m, with the f-stop solved so the largest CoC radius in the frame is exactly 32 px
 (the near pillar).  Times are medians of several runs of the whole render call, CoC
 given (depth conversion is not timed).  Peak RAM is measured in a child process that
@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from focuspull.demo_scene import DemoScene  # noqa: E402
-from focuspull.lens import ThinLens, coc_from_depth  # noqa: E402
-from focuspull.render import render_coc  # noqa: E402
+from focuspull.commands.demo_scene import DemoScene  # noqa: E402
+from focuspull.stages.lens import ThinLens, coc_from_depth  # noqa: E402
+from focuspull.stages.render.layered import render_coc  # noqa: E402
 from scatter import scatter_render  # noqa: E402
 
 FOCUS_M = 4.5
@@ -68,7 +68,7 @@ def peak_ram_child(width: int, height: int, max_radius_px: float) -> dict:
             "    for line in open('/proc/self/status'):\n"
             "        if line.startswith('VmHWM'): return int(line.split()[1]) / 1024\n"
             "open('/proc/self/clear_refs', 'w').write('5')\n"
-            "from focuspull.render import render_coc\n"
+            "from focuspull.stages.render.layered import render_coc\n"
             "rgb = np.load(%r); coc = np.load(%r)\n"
             "before = hwm()\n"
             "render_coc(rgb, coc)\n"

@@ -5,7 +5,7 @@ frames of float32 RGB + Z (1080p by default):
 
 * echo   -- submit with ``echo``: frames go to the server and come straight back
             (the pure transport: encode, TCP loopback both ways, decode, no render);
-* direct -- ``focuspull.pipeline.run_job`` in this process (the bare render);
+* direct -- ``focuspull.pipeline.run.run_job`` in this process (the bare render);
 * server -- the same job submitted through the server (render + transport).
 
 Each is the median of ``--repeats`` runs; overhead = server - direct.  Prints a Markdown
@@ -77,7 +77,7 @@ def main() -> int:
     port = free_port()
     endpoint = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "PYTHONPATH": str(REPO / "server")}
-    server = subprocess.Popen([sys.executable, "-m", "focuspull.cli", "serve", "--bind", endpoint,
+    server = subprocess.Popen([sys.executable, "-m", "focuspull.commands.cli", "serve", "--bind", endpoint,
                                "--device", "cpu", "--log-level", os.environ.get("FOCUSPULL_BENCH_LOG", "warning")], env=env)
     rows = []
     try:
@@ -93,8 +93,8 @@ def main() -> int:
             echo_s = median_time(lambda: c.submit(job, inband=clip, echo=True).result(), args.repeats)
             rows.append(("echo (transport only, both ways)", echo_s))
             if not args.skip_render:
-                from focuspull.job import RenderJob
-                from focuspull.pipeline import run_job
+                from focuspull.spec.job import RenderJob
+                from focuspull.pipeline.run import run_job
 
                 spec = RenderJob.from_dict(job)
                 run_job(RenderJob.from_dict(job_for([1001])), inband={1001: clip[1001]})  # warm-up

@@ -7,9 +7,9 @@ Plane placement and the hidden layer are shared with focuspull (they are inputs 
 import numpy as np
 import torch
 
-from focuspull.aperture import aperture_kernel
-from focuspull.mpi import extend_borders, hidden_layer, place_planes
-from focuspull.render import frame_border_px
+from focuspull.stages.aperture import aperture_kernel
+from focuspull.stages.render.mpi import extend_borders, hidden_layer, place_planes
+from focuspull.stages.render.layered import frame_border_px
 
 
 def _convolve_full(img, kernel):

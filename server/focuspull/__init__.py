@@ -14,7 +14,7 @@ __all__ = ["FocuspullError", "render_frame", "render_coc", "__version__"]
 def __getattr__(name: str):
     # Lazy: the render stack imports torch, which host Pythons must not pay for.
     if name in ("render_frame", "render_coc"):
-        from focuspull import render
+        from focuspull.stages.render import layered as render
 
         return getattr(render, name)
     raise AttributeError(f"module 'focuspull' has no attribute {name!r}")

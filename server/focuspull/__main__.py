@@ -1,4 +1,4 @@
 """``python -m focuspull ...`` is the ``focuspull`` command."""
-from focuspull.cli import main
+from focuspull.commands.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ Writes, under ``--out`` (default ``./focuspull_demo``):
 
 * ``input/demo.####.exr``  -- the shot: R, G, B scene-linear + Z (depth in metres);
 * ``output/demo_dof.####.exr`` -- the render (rack focus from the pillar at 1.6 m to the
-  ball at 4.5 m to the wall at 14 m), made by the same :func:`focuspull.pipeline.run_job`
+  ball at 4.5 m to the wall at 14 m), made by the same :func:`focuspull.pipeline.run.run_job`
   as ``focuspull render``;
 * ``output/demo_dof.mp4`` -- an sRGB preview movie;
 * ``contact_sheet.png`` -- six frames, input above, render below (sRGB).
@@ -49,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def focus_keys(first: int, last: int) -> str:
     """The rack: hold on the pillar, pull to the ball, then to the wall (animated syntax)."""
-    from focuspull import demo_scene as scene
+    from focuspull.commands import demo_scene as scene
 
     span = last - first
     keys = [(first, scene.PILLAR_DEPTH_M), (first + round(span * 0.15), scene.PILLAR_DEPTH_M),
@@ -64,7 +64,7 @@ def focus_keys(first: int, last: int) -> str:
 
 def write_input(out_dir: str, frame_count: int, width: int, height: int) -> str:
     """Write the procedural shot as EXR (R, G, B, Z); return its pattern."""
-    from focuspull.demo_scene import DemoScene
+    from focuspull.commands.demo_scene import DemoScene
     from focuspull.io.images import write_image
     import numpy as np
 
@@ -115,8 +115,8 @@ def run_demo(out_dir: str, frame_count: int = 48, width: int = 960, height: int 
              device: str = "cpu", plane_spacing_px: float = DEMO_PLANE_SPACING_PX, on_event=None,
              log=print) -> dict:
     """Build the shot, render the rack focus with the real pipeline; return the paths written."""
-    from focuspull.job import RenderJob
-    from focuspull.pipeline import run_job
+    from focuspull.spec.job import RenderJob
+    from focuspull.pipeline.run import run_job
 
     started = time.monotonic()
     out_dir = os.path.abspath(out_dir)
@@ -160,7 +160,7 @@ def run_demo(out_dir: str, frame_count: int = 48, width: int = 960, height: int 
 
 def run(args: argparse.Namespace) -> int:
     from focuspull.errors import InputError
-    from focuspull.progress import ProgressLine
+    from focuspull.pipeline.progress import ProgressLine
 
     if args.frames < 2 or args.width < 64 or args.height < 36:
         raise InputError(f"demo needs at least 2 frames of 64x36, got {args.frames} of {args.width}x{args.height}",

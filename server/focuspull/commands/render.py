@@ -1,9 +1,9 @@
 """``focuspull render IN OUT``: render depth of field over an image sequence.
 
 The options are named the way compositors say them (focal length, f-stop, focus distance,
-blades...).  They are turned into a :class:`focuspull.job.RenderJob` by
+blades...).  They are turned into a :class:`focuspull.spec.job.RenderJob` by
 :func:`job_dict_from_args` -- the same job a Nuke/Resolve host or ``focuspull submit``
-sends -- and rendered with :func:`focuspull.pipeline.run_job`.
+sends -- and rendered with :func:`focuspull.pipeline.run.run_job`.
 
 Precedence: a command-line option > the ``--camera`` file > the default.
 Nothing heavy is imported until :func:`run` (``focuspull --help`` stays fast).
@@ -40,7 +40,7 @@ resume a farm render that stopped:  add --resume (complete frames are skipped)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from focuspull.lens import DEPTH_MATHS  # numpy only
+    from focuspull.stages.lens import DEPTH_MATHS  # numpy only
 
     parser.add_argument("input", metavar="IN", help="input sequence, e.g. shot.####.exr or shot.%%04d.exr")
     parser.add_argument("output", metavar="OUT", help="output sequence, e.g. out/shot_dof.####.exr")
@@ -144,7 +144,7 @@ def _parse_point(text: str) -> tuple[float, float, int | None]:
 def job_dict_from_args(args: argparse.Namespace) -> dict:
     """The job map for ``RenderJob.from_dict`` from parsed options (no file access but --camera)."""
     from focuspull.errors import InputError
-    from focuspull.keyframes import load_camera, parse_animated
+    from focuspull.spec.keyframes import load_camera, parse_animated
 
     camera = load_camera(args.camera) if args.camera else {}
 
@@ -261,14 +261,14 @@ class _InterruptFlag:
 
 
 def run(args: argparse.Namespace) -> int:
-    from focuspull.job import RenderJob
+    from focuspull.spec.job import RenderJob
 
     job = RenderJob.from_dict(job_dict_from_args(args))
     if args.print_job:
         print(json.dumps(job.to_dict(), indent=2))
         return 0
-    from focuspull.pipeline import run_job
-    from focuspull.progress import ProgressLine
+    from focuspull.pipeline.run import run_job
+    from focuspull.pipeline.progress import ProgressLine
 
     progress = None if args.quiet else ProgressLine()
     try:

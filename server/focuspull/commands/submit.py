@@ -1,6 +1,6 @@
 """``focuspull submit``: send a job to a running server and stream its progress.
 
-The job is a JSON file (a RenderJob map, see ``focuspull.job``) with a few of the
+The job is a JSON file (a RenderJob map, see ``focuspull.spec.job``) with a few of the
 ``render`` options layered on top; the server does the work, so this command needs
 no torch and starts fast.  Paths are the server's: they must lie under its roots.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 HELP = "send a render job (JSON file and/or options) to a running 'focuspull serve'"
 
-# Exit codes are those of every command (focuspull.cli): 0 done, 2 bad job or options
+# Exit codes are those of every command (focuspull.commands.cli): 0 done, 2 bad job or options
 # (also a path the server refuses, or a job message it cannot read), 3 failed (including an
 # unreachable server), 130 cancelled / interrupted.  Errors propagate to cli.run_command, which maps them.
 EXIT_OK, EXIT_CANCELLED = 0, 130
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             handle = client.submit(job)
         except ProtocolError as exc:  # the server could not take the message: a bad job (exit 2)
-            from focuspull.cli import EXIT_USAGE, error
+            from focuspull.commands.cli import EXIT_USAGE, error
 
             error(exc.message, exc.hint)
             return EXIT_USAGE
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="focuspull submit", description=HELP)
     add_arguments(parser)
-    from focuspull.cli import run_command  # the one place errors become exit codes
+    from focuspull.commands.cli import run_command  # the one place errors become exit codes
 
     return run_command(sys.modules[__name__], parser.parse_args(argv))
 

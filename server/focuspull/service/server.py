@@ -313,7 +313,7 @@ class Server:
                                     "send 'job': {} with echo: true")
             spec: Any = {}
         else:
-            from focuspull.job import RenderJob  # no torch
+            from focuspull.spec.job import RenderJob  # no torch
 
             spec = RenderJob.from_dict(msg.fields["job"])
             n_frames = len(spec.frames) or len(inband or ())

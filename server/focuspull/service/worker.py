@@ -42,13 +42,13 @@ class Runner(Protocol):
 
 
 class PipelineRunner:
-    """The real thing: ``focuspull.pipeline.run_job`` on one device."""
+    """The real thing: ``focuspull.pipeline.run.run_job`` on one device."""
 
     def __init__(self, device: str) -> None:
         self.device = device
         # Imported here, in the worker thread, so torch loads once per process and
         # host-side imports of focuspull.service.* stay light.
-        from focuspull import pipeline
+        from focuspull.pipeline import run as pipeline
 
         self._run_job = pipeline.run_job
 

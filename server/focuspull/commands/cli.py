@@ -1,0 +1,158 @@
+"""The ``focuspull`` command line: one registry of subcommands, loaded lazily.
+
+Every subcommand is a module exposing ``HELP: str``, ``add_arguments(parser)`` and
+``run(args) -> int``, registered by module path in :data:`COMMANDS` -- the one place to add
+a command.  Only the module of the command being run is imported (``focuspull submit
+--help`` never loads torch); a registered module that is not installed gives a clean error.
+
+Exit codes (also in ``focuspull --help``):
+
+* 0 -- success
+* 2 -- bad input or usage (unknown option, missing file, impossible lens, ...)
+* 3 -- the render failed (an internal error, a server/protocol failure)
+* 130 -- interrupted (Ctrl-C / cancelled); finished frames are complete, none is partial
+
+Errors print ``focuspull: error: <message>`` and ``  hint: <what to do>`` on stderr, no
+traceback (set ``FOCUSPULL_DEBUG=1`` to get one).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import traceback
+from typing import Optional, Sequence
+
+#: name -> module path.  The one registry of subcommands.
+COMMANDS: dict[str, str] = {
+    "render": "focuspull.commands.render",
+    "demo": "focuspull.commands.demo",
+    "serve": "focuspull.commands.serve",
+    "submit": "focuspull.commands.submit",
+}
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_FAILED = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """exit codes:
+  0    success
+  2    bad input or usage (the message says what to fix)
+  3    the render failed
+  130  interrupted (Ctrl-C); finished frames are complete, none is partial"""
+
+
+class CommandUnavailable(Exception):
+    """A registered command whose module cannot be imported."""
+
+
+def load_command(name: str):
+    """Import the module of command ``name`` (raises :class:`CommandUnavailable`)."""
+    path = COMMANDS[name]
+    try:
+        module = importlib.import_module(path)
+    except ModuleNotFoundError as exc:
+        if exc.name and (path == exc.name or path.startswith(exc.name + ".")):
+            raise CommandUnavailable(f"the '{name}' command is not available in this installation "
+                                     f"(module {path} is missing)") from None
+        raise CommandUnavailable(f"the '{name}' command needs the Python package "
+                                 f"'{exc.name}', which is not installed") from None
+    for attr in ("HELP", "add_arguments", "run"):
+        if not hasattr(module, attr):
+            raise CommandUnavailable(f"module {path} does not define {attr}; it is not a command")
+    return module
+
+
+def error(message: str, hint: str = "") -> None:
+    """Print a user-facing error the one way the CLI prints errors."""
+    sys.stderr.write(f"focuspull: error: {message}\n")
+    if hint:
+        sys.stderr.write(f"  hint: {hint}\n")
+    sys.stderr.flush()
+
+
+def _top_help() -> str:
+    lines = ["usage: focuspull COMMAND [options]   (focuspull COMMAND --help for its options)", "",
+             "Video depth of field for compositing: depth -> focal-plane layers -> bokeh.", "",
+             "commands:"]
+    for name in COMMANDS:
+        try:
+            summary = load_command(name).HELP
+        except CommandUnavailable:
+            summary = "(not available in this installation)"
+        lines.append(f"  {name:<8} {summary}")
+    lines += ["", "options:", "  -h, --help  show this help", "  --version   print the version",
+              "", EXIT_CODES_HELP, "",
+              "start here:  focuspull demo      (renders a rack focus into ./focuspull_demo)"]
+    return "\n".join(lines) + "\n"
+
+
+def build_parser(name: str, module) -> argparse.ArgumentParser:
+    """The argument parser of one command (used by ``main`` and by tests)."""
+    parser = argparse.ArgumentParser(
+        prog=f"focuspull {name}", description=module.HELP,
+        epilog=getattr(module, "EPILOG", "") + ("\n\n" if getattr(module, "EPILOG", "") else "")
+        + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``focuspull`` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        (sys.stdout if argv else sys.stderr).write(_top_help())
+        return EXIT_OK if argv else EXIT_USAGE
+    if argv[0] == "--version":
+        from focuspull import __version__
+
+        print(f"focuspull {__version__}")
+        return EXIT_OK
+    name = argv[0]
+    if name not in COMMANDS:
+        error(f"unknown command {name!r}", f"use one of: {', '.join(COMMANDS)} (focuspull --help)")
+        return EXIT_USAGE
+    try:
+        module = load_command(name)
+    except CommandUnavailable as exc:
+        error(str(exc), "reinstall focuspull with its dependencies (make test sets up .venv)")
+        return EXIT_USAGE
+    parser = build_parser(name, module)
+    try:
+        args = parser.parse_args(argv[1:])
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2, message printed)
+        return int(exc.code or 0)
+    return run_command(module, args)
+
+
+def run_command(module, args: argparse.Namespace) -> int:
+    """Run a parsed command, turning every failure into a message and an exit code."""
+    from focuspull.errors import Cancelled, FocuspullError, InputError, ModelError, PathPolicyError
+
+    try:
+        return int(module.run(args) or 0)
+    except Cancelled as exc:
+        error(exc.message, exc.hint)
+        return EXIT_INTERRUPTED
+    except (InputError, ModelError, PathPolicyError) as exc:
+        error(exc.message, exc.hint)
+        return EXIT_USAGE
+    except FocuspullError as exc:
+        error(exc.message, exc.hint)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        error("interrupted", "finished frames are complete on disk; run again with --resume")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug or an environment failure: still no traceback by default
+        if os.environ.get("FOCUSPULL_DEBUG"):
+            traceback.print_exc()
+        error(f"render failed: {type(exc).__name__}: {exc}",
+              "set FOCUSPULL_DEBUG=1 to see the traceback, and report it with the command you ran")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":  # python -m focuspull.commands.cli
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""Where a job's frames come from: image sequences on disk, or frames sent in-band.
+
+Both sources answer the same questions for the pipeline -- the clip's frames, each
+frame's colour, depth, metadata and extra channels -- and check everything they can
+before the first frame renders.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+
+from focuspull.errors import InputError, SequenceError
+from focuspull.io.frames import SequencePattern, format_frame_ranges
+from focuspull.io.images import read_image
+from focuspull.io.preflight import preflight
+from focuspull.io.transfer import default_transfer_for
+from focuspull.spec.job import RenderJob
+
+
+class DiskClip:
+    """Frames of a sequence on disk; keeps the few most recent reads."""
+
+    def __init__(self, job: RenderJob) -> None:
+        self.job = job
+        self.pattern = SequencePattern(job.input.pattern)
+        self.depth_pattern = (SequencePattern(job.depth.pattern)
+                              if job.depth.kind == "sequence" else None)
+        on_disk = self.pattern.frames_on_disk()
+        if self.depth_pattern is not None and not self.depth_pattern.is_single_image:
+            # A depth *sequence* limits the clip to frames that have both; a single depth
+            # still serves every frame (it is not "frame 1" of anything), and so does a
+            # single still plate for every frame of a depth sequence.
+            depth_frames = self.depth_pattern.frames_on_disk()
+            if self.pattern.is_single_image:
+                on_disk = depth_frames if on_disk else []
+            else:
+                on_disk = [f for f in on_disk if f in set(depth_frames)]
+        self.frames = list(job.frames) or list(on_disk)
+        if not self.frames:
+            raise SequenceError(f"no frames of {job.input.pattern} on disk",
+                                "check the input pattern (e.g. shot.####.exr) and its directory")
+        # A single still counts as frame 1 only: render any frame of it.  A requested frame
+        # that is missing joins the clip too, so preflight names it.
+        self.clip_frames = sorted(set(on_disk) | set(self.frames))
+        # Every frame any stage reads, not only the requested ones: the temporal stages
+        # look beyond --frames, and a bad neighbour must fail now, not on frame 87.
+        self.frames_read = frames_read(job, self.clip_frames, self.frames)
+        matte = [job.focus.matte_channel] if job.focus.mode == "matte" else []
+        info = preflight(self.pattern, self.frames_read,
+                         depth_channel=job.depth.channel if job.depth.kind != "model" else None,
+                         depth_pattern=self.depth_pattern,
+                         depth_required=job.depth.kind != "model", required_channels=matte)
+        self.transfer = job.input.transfer or default_transfer_for(
+            self.pattern.path(self.frames[0]), info.metadata_of_first.get("format"))
+        self.depth_channel = info.depth_channel
+        self.height, self.width = info.height, info.width
+        self.channel_names = list(info.channel_names)
+        self._cache: dict[tuple, object] = {}
+
+    def _read(self, pattern: SequencePattern, frame: int):
+        key = (str(pattern), frame)
+        if key not in self._cache:
+            if len(self._cache) >= 3:  # colour and depth of a frame come from one read; 4K is big
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = read_image(pattern.path(frame), transfer=self.job.input.transfer
+                                          if pattern is self.pattern else "linear")
+        return self._cache[key]
+
+    def colour(self, frame: int) -> np.ndarray:
+        return self._read(self.pattern, frame).rgba()
+
+    def metadata(self, frame: int) -> dict:
+        return self._read(self.pattern, frame).metadata
+
+    def depth(self, frame: int) -> np.ndarray:
+        if self.depth_pattern is not None:
+            return self._read(self.depth_pattern, frame).channel(self.depth_channel)
+        return self._read(self.pattern, frame).channel(self.depth_channel)
+
+    def channel(self, frame: int, name: str) -> np.ndarray:
+        return self._read(self.pattern, frame).channel(name)
+
+
+class InbandClip:
+    """Frames handed over in memory: ``{frame: {"rgba": HxWxC, "depth": HxW}}``."""
+
+    def __init__(self, job: RenderJob, inband: Mapping) -> None:
+        if not isinstance(inband, Mapping) or not inband:
+            raise InputError("in-band render without frames", "send at least one frame with the job")
+        self.data = {int(f): v for f, v in inband.items()}
+        self.clip_frames = sorted(self.data)
+        self.frames = list(job.frames) or list(self.clip_frames)
+        missing = [f for f in self.frames if f not in self.data]
+        if missing:
+            raise SequenceError(f"frames {format_frame_ranges(missing)} were not sent with the job",
+                                "send every frame listed in the job's frame range")
+        shape = None
+        for f in self.clip_frames:
+            entry = self.data[f]
+            if not isinstance(entry, Mapping) or "rgba" not in entry:
+                raise InputError(f"in-band frame {f} has no 'rgba' array", "send {'rgba': HxWxC, 'depth': HxW}")
+            rgba = np.asarray(entry["rgba"])
+            if rgba.ndim != 3 or rgba.shape[2] not in (3, 4):
+                raise InputError(f"in-band frame {f}: rgba must be H x W x 3 or 4, got {rgba.shape}",
+                                 "send RGB or premultiplied RGBA float32")
+            if shape is None:
+                shape = rgba.shape
+            elif rgba.shape != shape:
+                raise SequenceError(f"in-band frame {f} is {rgba.shape}, frame {self.clip_frames[0]} is {shape}",
+                                    "send frames of one size")
+            if job.depth.kind != "model":
+                depth = entry.get("depth")
+                if depth is None or np.asarray(depth).shape != shape[:2]:
+                    raise InputError(f"in-band frame {f}: depth must be H x W = {shape[:2]}, got "
+                                     f"{None if depth is None else np.asarray(depth).shape}",
+                                     "send one depth plane per frame, the size of the image")
+        self.height, self.width = shape[0], shape[1]
+        self.channel_names = ["R", "G", "B", "A"][:shape[2]]
+        self.depth_channel = None
+        self.transfer = job.input.transfer or "linear"  # arrays at module boundaries are linear
+
+    def colour(self, frame: int) -> np.ndarray:
+        return np.asarray(self.data[frame]["rgba"], dtype=np.float32)
+
+    def metadata(self, frame: int) -> dict:  # noqa: ARG002 - same interface as DiskClip
+        return {}
+
+    def depth(self, frame: int) -> np.ndarray:
+        return np.asarray(self.data[frame]["depth"], dtype=np.float32)
+
+    def channel(self, frame: int, name: str) -> np.ndarray:
+        raise InputError(f"in-band frames carry no channel {name!r}", "focus in-band renders with a point")
+
+
+def frames_read(job: RenderJob, clip_frames: list[int], frames: list[int]) -> list[int]:
+    """Every clip frame a render of ``frames`` reads: the frames themselves, the depth
+    stabilisation window and focus smoothing window around them, the frames a tracked
+    point is followed through, and the whole clip for a depth model's normalisation."""
+    if job.depth.kind == "model":
+        return list(clip_frames)  # normalised over the whole clip
+    index = {f: i for i, f in enumerate(clip_frames)}
+    focus = job.focus
+    reach = job.depth.stabilise_window
+    if focus.mode in ("point", "matte"):
+        reach += focus.smoothing_window  # the focus of a neighbour reads its stabilised depth
+    lo = max(0, min(index[f] for f in frames) - reach)
+    hi = min(len(clip_frames) - 1, max(index[f] for f in frames) + reach)
+    if focus.mode == "point" and focus.track_from_frame in index:
+        lo, hi = min(lo, index[focus.track_from_frame]), max(hi, index[focus.track_from_frame])
+    return sorted(set(clip_frames[lo:hi + 1]) | set(frames))

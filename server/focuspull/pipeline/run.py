@@ -1,0 +1,371 @@
+"""The video driver: run one :class:`~focuspull.spec.job.RenderJob` over its frame range.
+
+Order of work (see docs/contracts.md):
+
+1. **Preflight** -- every check that can fail is done before the first frame renders:
+   sequence headers (missing frames, sizes, depth channel), lens values at every frame,
+   the depth model, output collisions (refuse / resume / overwrite).
+2. **Per frame** -- read image and depth; depth -> disparity (metric via
+   :func:`focuspull.stages.lens.disparity_from_depth`, or a model's relative disparity
+   normalised once per *clip*); optional temporal stabilisation; focus disparity
+   (distance, point, tracked point or matte; optionally smoothed); the lens at that
+   frame (keyframes) -> signed CoC; :func:`focuspull.stages.render.layered.render_coc`; atomic write
+   keeping the input metadata; preview; a progress event.
+
+Chunk invariance: everything temporal (depth stabilisation, per-clip normalisation,
+focus smoothing and tracking) is computed over the *clip* -- every frame of the input on
+disk (or in-band) -- in clip-index space, never over the requested frames.  So rendering
+1001-1012 in one run or as three chunks gives the same pixels, bit for bit.
+
+Torch is imported only when a frame is rendered (the renderer, the depth models).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Optional
+
+import numpy as np
+
+from focuspull.stages import focus as focus_ops
+from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError, LensError
+from focuspull.io.frames import SequencePattern, format_frame_ranges
+from focuspull.io.images import read_image, write_image
+from focuspull.io.metadata import FINGERPRINT_KEY
+from focuspull.spec.job import RenderJob
+from focuspull.stages.lens import (ArtisticLens, LinearLens, ThinLens, coc_from_depth, coc_from_disparity,
+                            disparity_from_depth)
+from focuspull.pipeline.progress import Throughput
+from focuspull.pipeline.clip import DiskClip, InbandClip
+from focuspull.pipeline.output_plan import check_no_clobber, is_exr, output_channels, output_transfer, plan_output
+
+# Focus on "infinity" (a point on the sky, disparity 0) is a focus distance this far away.
+_FAR_FOCUS_DISPARITY = 1e-6
+
+
+@dataclass
+class JobResult:
+    """What a run did.
+
+    Attributes:
+        rendered: frame numbers rendered in this run, in order.
+        skipped: frames skipped by ``output.resume`` (already complete on disk).
+        written: output paths written (empty for in-band output).
+        frames: ``{frame: H x W x C float32}`` when there is no output pattern (in-band).
+        preview: the preview movie written, or None.
+        elapsed_s: wall time of the whole run.
+    """
+
+    rendered: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+    written: list = field(default_factory=list)
+    frames: dict = field(default_factory=dict)
+    preview: Optional[str] = None
+    elapsed_s: float = 0.0
+
+
+# --------------------------------------------------------------------------- depth and focus
+class _Disparity:
+    """Disparity per clip index: raw (metric or per-clip normalised) and stabilised."""
+
+    def __init__(self, job: RenderJob, clip) -> None:
+        self.job, self.clip = job, clip
+        self.index = {f: i for i, f in enumerate(clip.clip_frames)}
+        self._estimator = None
+        self._clip_range = None
+        if job.depth.kind == "model":
+            from focuspull.stages.depth.sources import get_estimator  # noqa: PLC0415 - torch only when needed
+
+            self._estimator = get_estimator(job.depth.model, job.depth.checkpoint_dir or "", job.device)
+        self._stabiliser = None
+        if job.depth.stabilise_window > 0:
+            from focuspull.stages.depth.stabilise import DepthStabiliser  # noqa: PLC0415
+
+            self._stabiliser = DepthStabiliser(self.raw, 0, len(clip.clip_frames) - 1,
+                                               job.depth.stabilise_window)
+        self._cache: dict[int, np.ndarray] = {}
+
+    def raw(self, i: int) -> np.ndarray:
+        """Raw disparity of clip index ``i``; errors name the frame number, not the index."""
+        frame = self.clip.clip_frames[i]
+        try:
+            if self._estimator is not None:
+                if self._clip_range is None:
+                    self._clip_range = self._measure_clip_range()
+                from focuspull.stages.depth.sources import normalise_relative  # noqa: PLC0415
+
+                disparity = normalise_relative(self._estimate(frame), self._clip_range)
+            else:
+                disparity = disparity_from_depth(self.clip.depth(frame), self.job.depth.depth_math,
+                                                 bad_depth=self.job.depth.bad_depth)
+        except DepthError as exc:
+            if exc.message.startswith("frame "):
+                raise
+            raise DepthError(f"frame {frame}: {exc.message}", exc.hint) from None
+        disparity = np.asarray(disparity, dtype=np.float32)
+        if disparity.shape != (self.clip.height, self.clip.width):
+            raise DepthError(f"frame {frame}: depth is {disparity.shape[1::-1]} (W x H), the images are "
+                             f"{self.clip.width} x {self.clip.height}", "give every depth frame the image size")
+        if not np.isfinite(disparity).all():
+            raise DepthError(f"frame {frame}: disparity has {int((~np.isfinite(disparity)).sum())} "
+                             "non-finite pixels", "fix the depth of that frame, or pass --bad-depth far")
+        return disparity
+
+    def _estimate(self, frame: int) -> np.ndarray:
+        return self._estimator(self.clip.colour(frame)[:, :, :3])
+
+    def _measure_clip_range(self):
+        # Over every frame of the clip, not the chunk: a chunk must normalise like the whole.
+        from focuspull.stages.depth.sources import relative_range  # noqa: PLC0415
+
+        return relative_range(self._estimate(f) for f in self.clip.clip_frames)
+
+    def at(self, frame: int) -> np.ndarray:
+        """Disparity used for rendering frame ``frame`` (stabilised when asked)."""
+        if frame not in self._cache:
+            if len(self._cache) > 2 * self.job.focus.smoothing_window + 2:
+                self._cache.pop(next(iter(self._cache)))
+            i = self.index[frame]
+            self._cache[frame] = self._stabiliser.frame(i) if self._stabiliser else self.raw(i)
+        return self._cache[frame]
+
+
+class _Focus:
+    """Focus disparity per frame, with smoothing and point tracking over the clip."""
+
+    def __init__(self, job: RenderJob, clip, disparity: _Disparity) -> None:
+        self.job, self.clip, self.disparity = job, clip, disparity
+        self._smoothed: dict[int, float] = {}
+        self._track: dict[int, tuple] = {}
+
+    def prepare(self, frames: list[int]) -> None:
+        """Compute everything temporal that ``frames`` need (tracks, smoothing window)."""
+        f = self.job.focus
+        if f.mode not in ("point", "matte"):
+            return
+        index = self.disparity.index
+        window = f.smoothing_window
+        lo = max(0, min(index[t] for t in frames) - window)
+        hi = min(len(self.clip.clip_frames) - 1, max(index[t] for t in frames) + window)
+        needed = self.clip.clip_frames[lo:hi + 1]
+        if f.mode == "point" and f.track_from_frame is not None:
+            start = f.track_from_frame
+            if start not in index:
+                raise InputError(f"the focus point is picked on frame {start}, which is not in the clip "
+                                 f"({format_frame_ranges(self.clip.clip_frames)})",
+                                 "pick the point on a frame of the input (--focus-point X,Y@FRAME)")
+            # Track over every clip frame between the pick and the frames needed, so the
+            # position at t does not depend on where a chunk starts.
+            a, b = min(index[start], lo), max(index[start], hi)
+            self._track = focus_ops.track_point(
+                self.clip.colour, start, (f.point_x.value_at(start), f.point_y.value_at(start)),
+                self.clip.clip_frames[a:b + 1])
+        raw = {index[t]: self._raw(t) for t in needed}
+        self._smoothed = focus_ops.smooth_focus(raw, window) if window > 0 else raw
+
+    def _raw(self, frame: int) -> float:
+        f = self.job.focus
+        disparity = self.disparity.at(frame)
+        if f.mode == "point":
+            x, y = self._track.get(frame) or (f.point_x.value_at(frame), f.point_y.value_at(frame))
+            return focus_ops.focus_disparity_at(disparity, x, y, int(round(f.point_radius_px)))
+        return focus_ops.focus_disparity_from_matte(disparity, self.clip.channel(frame, f.matte_channel))
+
+    def at(self, frame: int) -> float:
+        f = self.job.focus
+        if f.mode == "distance":
+            return 1.0 / f.distance_m.value_at(frame)
+        if f.mode == "disparity":
+            return f.disparity.value_at(frame)
+        return self._smoothed[self.disparity.index[frame]]
+
+
+# --------------------------------------------------------------------------- lens
+def lens_at(job: RenderJob, frame: int, focus_disparity: float):
+    """The lens of ``frame`` (keyframes evaluated) focused at ``focus_disparity``."""
+    lens = job.lens
+    if lens.mode == "physical":
+        focus_disparity = max(focus_disparity, _FAR_FOCUS_DISPARITY)
+        return ThinLens(lens.focal_length_mm.value_at(frame), lens.fstop.value_at(frame),
+                        lens.sensor_width_mm.value_at(frame), 1.0 / focus_disparity,
+                        cg_camera=lens.cg_camera)
+    if lens.size_px is not None:
+        if focus_disparity <= 0:
+            raise LensError(f"frame {frame}: focus is at infinity (disparity {focus_disparity:g}); "
+                            "--size is the blur at infinity, which would then be 0",
+                            "focus on something nearer, or use --k")
+        return ArtisticLens(lens.size_px.value_at(frame), focus_disparity)
+    return LinearLens(lens.k.value_at(frame), focus_disparity)
+
+
+def _check_lens_everywhere(job: RenderJob, frames: list[int]) -> None:
+    """Raise a LensError now rather than on frame 87 of 100."""
+    if job.depth.depth_math == "direct":
+        return  # the depth channel is the CoC: lens and focus settings play no part
+    for frame in frames:
+        if job.focus.mode == "distance":
+            lens_at(job, frame, 1.0 / job.focus.distance_m.value_at(frame))
+        elif job.lens.mode == "physical":
+            ThinLens(job.lens.focal_length_mm.value_at(frame), job.lens.fstop.value_at(frame),
+                     job.lens.sensor_width_mm.value_at(frame), 1e6)
+        elif job.lens.size_px is not None and job.lens.size_px.value_at(frame) < 0:
+            raise LensError(f"frame {frame}: size is {job.lens.size_px.value_at(frame)}",
+                            "keep --size >= 0 on every frame")
+
+
+# --------------------------------------------------------------------------- the driver
+def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None,
+            cancelled: Optional[Callable[[], bool]] = None,
+            inband: Optional[Mapping] = None) -> JobResult:
+    """Render ``job``; see the module docstring and docs/contracts.md.
+
+    Args:
+        on_event: called after every finished frame with ``{"type": "frame", "frame": n,
+            "done": i, "total": N, "fps": x, "eta_s": y, "path": str | None}``.
+        cancelled: polled before every frame; True abandons the run with
+            :class:`~focuspull.errors.Cancelled` (finished frames stay, nothing partial).
+        inband: ``{frame: {"rgba": H x W x C, "depth": H x W}}`` instead of files.
+    Raises:
+        InputError (and subclasses) before anything is rendered when the job cannot run.
+    """
+    started = time.monotonic()
+    if not isinstance(job, RenderJob):
+        job = RenderJob.from_dict(job)
+    if inband is None and not job.input.pattern:
+        raise JobSpecError("the job has neither an input pattern nor in-band frames",
+                           "set input.pattern (e.g. shot.####.exr) or send the frames with the job")
+    if job.depth.depth_math == "direct" and job.depth.stabilise_window > 0:
+        raise JobSpecError("depth stabilisation needs depth, but depth_math is 'direct' (a CoC pass)",
+                           "drop --stabilise for a direct CoC channel")
+    clip = InbandClip(job, inband) if inband is not None else DiskClip(job)
+    frames = list(clip.frames)
+    check_no_clobber(job, clip, frames)
+    _check_lens_everywhere(job, frames)
+    if job.focus.mode == "matte" and not isinstance(clip, InbandClip):
+        clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
+    render = _renderer(job, cancelled)  # checks aperture and highlights
+    disparity = _Disparity(job, clip)  # loads the depth model, if any
+    names, passthrough = output_channels(job, clip)
+    to_render, skipped = plan_output(job, clip, frames, names)
+    result = JobResult(skipped=skipped)
+    if not to_render and not job.output.preview:
+        result.elapsed_s = time.monotonic() - started
+        return result
+
+    focus = _Focus(job, clip, disparity)
+    if to_render:
+        focus.prepare(to_render)
+    out = SequencePattern(job.output.pattern) if job.output.pattern else None
+    transfer = output_transfer(job, clip)
+    fingerprint = {FINGERPRINT_KEY: job.fingerprint()} if is_exr(job.output.pattern) else {}
+    preview = None
+    if job.output.preview:
+        from focuspull.io.preview import PreviewWriter  # noqa: PLC0415 - PyAV only when asked
+
+        preview = PreviewWriter(job.output.preview, job.output.preview_fps)
+    # With a preview, frames skipped by --resume are read back so the movie covers the whole
+    # requested range in order, not only what this run rendered.
+    todo = set(to_render)
+    sequence = list(frames) if preview is not None else list(to_render)
+    meter = Throughput(len(to_render))
+    try:
+        for frame in sequence:
+            if frame not in todo:
+                preview.write(read_image(out.path(frame), transfer=transfer).rgba())
+                continue
+            if cancelled is not None and cancelled():
+                raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
+                                "finished frames are complete on disk; run again with --resume")
+            image = render(frame, clip, disparity, focus)
+            path = None
+            if out is not None:
+                pixels = image
+                if passthrough:
+                    pixels = np.concatenate([image, clip.depth(frame)[:, :, None]], axis=2)
+                metadata = {k: v for k, v in clip.metadata(frame).items() if k != FINGERPRINT_KEY}
+                path = write_image(out.path(frame), pixels, names, metadata={**metadata, **fingerprint},
+                                   compression=job.output.compression, half=job.output.half,
+                                   transfer=transfer)
+                result.written.append(path)
+            else:
+                result.frames[frame] = image
+            if preview is not None:
+                preview.write(image)
+            result.rendered.append(frame)
+            fps, eta_s = meter.tick()
+            if on_event is not None:
+                on_event({"type": "frame", "frame": frame, "done": meter.done, "total": meter.total,
+                          "fps": fps, "eta_s": eta_s, "path": path})
+    except BaseException:
+        if preview is not None:
+            try:  # keep what was rendered viewable, but never mask the real error
+                if preview.close():
+                    result.preview = job.output.preview
+            except Exception:  # noqa: BLE001
+                preview.abort()
+        raise
+    if preview is not None and preview.close():
+        result.preview = job.output.preview
+    result.elapsed_s = time.monotonic() - started
+    return result
+
+
+def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
+    """``render(frame, clip, disparity, focus) -> H x W x C`` for this job (torch loads here)."""
+    from focuspull.stages.aperture import Aperture  # noqa: PLC0415
+    from focuspull.stages.render.layered import Highlights, render_coc  # noqa: PLC0415
+
+    _check_device(job.device)
+    aperture = Aperture(job.aperture.blades, job.aperture.rotation_deg, job.aperture.roundness)
+    highlights = (Highlights(job.highlights.threshold, job.highlights.gain)
+                  if job.highlights.threshold is not None else None)
+    max_px = job.lens.max_size_px
+
+    def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
+        image = clip.colour(frame)
+        if job.depth.depth_math == "direct":
+            coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=max_px,
+                                 bad_depth=job.depth.bad_depth)
+        else:
+            focus_disparity = focus.at(frame)
+            lens = lens_at(job, frame, focus_disparity)
+            coc = coc_from_disparity(disparity.at(frame), lens.focus_disparity,
+                                     lens.k_px(clip.width), max_px)
+        if job.output.setup_view:
+            from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
+
+            return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
+        try:
+            rendered = render_coc(image, coc, aperture=aperture, highlights=highlights,
+                                  plane_spacing_px=job.plane_spacing_px, device=job.device,
+                                  cancelled=cancelled)
+        except Cancelled:
+            raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
+                            "finished frames are complete on disk; run again with --resume") from None
+        return np.asarray(rendered, dtype=np.float32)
+
+    return render
+
+
+def _check_device(name: str) -> None:
+    """A device the renderer can use, or an InputError saying which to pass."""
+    import torch  # noqa: PLC0415
+
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise InputError(f"unknown device {name!r}", "pass --device cpu, cuda or cuda:N") from None
+    if device.type == "cpu":
+        return
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"device {name!r}: CUDA is not available on this machine",
+                             "use --device cpu (or run on a machine with an NVIDIA GPU)")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise InputError(f"device {name!r}: this machine has {count} CUDA device{'s' if count != 1 else ''}",
+                             f"pass --device cuda:0 .. cuda:{count - 1}, or --device cpu")
+        return
+    if device.type == "mps" and torch.backends.mps.is_available():
+        return
+    raise InputError(f"device {name!r} is not supported here", "pass --device cpu, cuda or cuda:N")

@@ -1,0 +1,293 @@
+"""The layered bokeh renderer: one frame, CoC per pixel -> depth of field.
+
+Algorithm (docs/renderer.md has the long form):
+
+1. Planes uniform in CoC around the focal plane (:mod:`focuspull.stages.render.mpi`); each pixel is
+   split between its two nearest planes with tent weights; a hidden layer extends the
+   background under foreground edges.
+2. Planes are processed near -> far.  Each plane's premultiplied colour and its
+   coverage are blurred with the aperture at the plane's radius (:mod:`focuspull.stages.render.blur`),
+   only over the bounding box of its pixels plus the blur radius.
+3. Occlusion: a plane's light is attenuated by ``T = clamp(1 - sum of the blurred
+   coverage of every plane at least two planes nearer)``.  The two planes nearest a
+   plane are skipped because a pixel is split across adjacent planes and must not
+   occlude itself; summing coverage (rather than multiplying transmittances) makes the
+   two halves of a split pixel occlude what is behind as fully as the whole pixel.
+4. The accumulated colour is divided by the accumulated coverage, which removes the
+   darkening at the blurred edges of holes.  Beyond the frame, the nearest content is
+   extended by the largest blur radius first (highlights down-weighted), so the frame
+   edge neither darkens nor brightens a bokeh ball that reaches it.
+
+A sharp foreground therefore gets nothing of the background over it (its coverage is
+1 at every pixel it covers), and a blurred foreground has coverage < 1 across its
+edge band, through which the background (and the hidden layer) shows.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from focuspull.stages.aperture import Aperture
+from focuspull.stages.render.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, level_scale
+from focuspull.errors import Cancelled, DepthError, InputError
+from focuspull.io.transfer import LUMA_WEIGHTS
+from focuspull.stages.lens import Lens, coc_from_depth, describe_bad_pixels
+from focuspull.stages.render.mpi import MAX_CELL_PX, extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.stages.render.regions import plane_regions
+
+_TILE = 32  # px: granularity of each plane's bounding box
+
+
+@dataclass(frozen=True)
+class Highlights:
+    """Bloom for display-referred input (ZDefocus "bloom threshold / gain").
+
+    Scene-linear HDR input needs none: its highlights already carry the energy that makes
+    bokeh balls.  Display-referred input clips them at 1, so pixels whose luminance is above
+    ``threshold`` are multiplied by ``1 + gain * (lum - threshold) / (1 - threshold)``.
+    """
+
+    threshold: float = 0.9
+    gain: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold < 1.0:
+            raise InputError(f"highlight threshold must be in [0, 1), got {self.threshold}",
+                             "pass e.g. --highlight-threshold 0.9")
+        if not (self.gain >= 0.0 and math.isfinite(self.gain)):
+            raise InputError(f"highlight gain must be >= 0, got {self.gain}",
+                             "pass e.g. --highlight-gain 4")
+
+
+def apply_highlights(image: torch.Tensor, highlights: Highlights) -> torch.Tensor:
+    """Boost bright pixels of a ``1xCxHxW`` image (alpha, if any, is left alone)."""
+    rgb = image[:, :3]
+    luma = sum(float(w) * rgb[:, i:i + 1] for i, w in enumerate(LUMA_WEIGHTS))
+    excess = ((luma - highlights.threshold) / (1.0 - highlights.threshold)).clamp_min(0)
+    boosted = rgb * (1.0 + highlights.gain * excess)
+    return torch.cat([boosted, image[:, 3:]], dim=1)
+
+
+def frame_border_px(max_radius_px: float, level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> int:
+    """How far beyond the frame to extend the picture before blurring.
+
+    The largest blur radius (light from that far outside reaches the edge), rounded up to a
+    multiple of every coarse grid's step so those grids keep their place on the picture
+    whatever the frame's largest CoC (no flicker in a focus pull).  Bounded because
+    :func:`render_coc` refuses CoC beyond half the frame diagonal.
+    """
+    if max_radius_px <= 0.5:
+        return 0
+    quantum = max(MAX_CELL_PX, level_scale(max_radius_px, level_radius_px))
+    needed = int(math.ceil(max_radius_px)) + 1
+    return -(-needed // quantum) * quantum
+
+
+def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if not np.issubdtype(np.asarray(image).dtype, np.floating):
+        raise InputError(f"image must be float scene-linear light, got {np.asarray(image).dtype} code values",
+                         "linearise it first, e.g. focuspull.io.to_linear(img / 255.0, 'srgb')")
+    # Cast first (float64 values beyond float32 become inf), contiguous (flipped views).
+    with np.errstate(over="ignore"):  # overflow becomes inf, reported just below
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        coc_px = np.ascontiguousarray(coc_px, dtype=np.float32)
+    if image.ndim != 3 or image.shape[2] not in (3, 4) or 0 in image.shape:
+        raise InputError(f"image must be H x W x 3 (RGB) or H x W x 4 (RGBA), got shape {image.shape}",
+                         "pass the colour channels only; depth goes in its own argument")
+    if coc_px.shape != image.shape[:2]:
+        raise InputError(f"CoC/depth is {coc_px.shape[1] if coc_px.ndim > 1 else '?'}x{coc_px.shape[0]} "
+                         f"but the image is {image.shape[1]}x{image.shape[0]}",
+                         "resize the depth to the image, or use the matching depth pass")
+    bad = ~np.isfinite(coc_px)
+    if bad.any():
+        raise DepthError(f"CoC has {describe_bad_pixels(bad, 'non-finite')}",
+                         "clamp the depth or pass max_radius_px / --max-size")
+    finite = np.isfinite(image)
+    if not finite.all():
+        raise InputError(f"image has {describe_bad_pixels(~finite.all(axis=2), 'NaN/inf')}",
+                         "clean the plate (e.g. Nuke Expression isnan/isinf -> 0) before rendering")
+    limit = 0.5 * math.hypot(*image.shape[:2])
+    wild = np.abs(coc_px) > limit
+    if wild.any():
+        # No lens blurs a point over more than the frame: this is a bad depth sample.
+        raise DepthError(f"CoC reaches {float(np.abs(coc_px).max()):.0f} px, more than half the frame "
+                         f"diagonal ({limit:.0f} px), at {describe_bad_pixels(wild, 'such')}",
+                         "cap the blur with max_radius_px / --max-size, or fix the depth there "
+                         "(a near-clip Z sample?)")
+    return image, coc_px
+
+
+class _PlaneTiles:
+    """Per tile, the lowest and highest plane any of its pixels touches."""
+
+    def __init__(self, spans: list[tuple[torch.Tensor, torch.Tensor]], height: int, width: int):
+        lo_all, hi_all = None, None
+        for lo, hi in spans:
+            lo_t = -F.max_pool2d(-lo, _TILE, ceil_mode=True)
+            hi_t = F.max_pool2d(hi, _TILE, ceil_mode=True)
+            lo_all = lo_t if lo_all is None else torch.minimum(lo_all, lo_t)
+            hi_all = hi_t if hi_all is None else torch.maximum(hi_all, hi_t)
+        self.lo = lo_all[0, 0].cpu().numpy()
+        self.hi = hi_all[0, 0].cpu().numpy()
+        self.height, self.width = height, width
+
+    def regions(self, plane: int, halo_px: int, align: int = 1) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
+        """``(crop box, core box, owned tiles)`` per rectangle; boxes are ``y0, y1, x0, x1`` px.
+
+        Crop origins are multiples of ``align`` (the plane's coarse-grid step), so the coarse
+        grid sits at the same place whatever else is on the plane: no shimmer over a shot.
+        """
+        active = (self.lo <= plane) & (plane <= self.hi)
+        if not active.any():
+            return []
+        out = []
+        for reg in plane_regions(active, halo_px / _TILE):
+            core = (reg.r0 * _TILE, min(self.height, reg.r1 * _TILE),
+                    reg.c0 * _TILE, min(self.width, reg.c1 * _TILE))
+            crop = (max(0, (core[0] - halo_px) // align * align), min(self.height, core[1] + halo_px),
+                    max(0, (core[2] - halo_px) // align * align), min(self.width, core[3] + halo_px))
+            out.append((crop, core, reg.owned))
+        return out
+
+
+def _span(coordinate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Lowest and highest plane each pixel touches (negative coordinates touch none)."""
+    lo = torch.where(coordinate >= 0, torch.floor(coordinate), torch.full_like(coordinate, 1e9))
+    hi = torch.where(coordinate >= 0, torch.ceil(coordinate), torch.full_like(coordinate, -1e9))
+    return lo, hi
+
+
+def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | None = None,
+               highlights: Highlights | None = None, plane_spacing_px: float = 1.0,
+               device: str | torch.device = "cpu", level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX,
+               dtype: torch.dtype = torch.float32,
+               cancelled: Callable[[], bool] | None = None) -> np.ndarray:
+    """Render depth of field from a per-pixel signed CoC radius.
+
+    Args:
+        image: ``H x W x 3`` or ``H x W x 4`` scene-linear, alpha premultiplied.
+        coc_px: ``H x W`` signed CoC radius in px (positive behind the focal plane).
+        aperture: bokeh shape (default: round disc).
+        highlights: bloom for display-referred input (default: none).
+        plane_spacing_px: CoC distance between adjacent MPI planes (<= 1 px avoids banding).
+        device: torch device to render on.
+        level_radius_px: planes blurred more than twice this radius run on a coarser grid
+            (speed); ``float('inf')`` renders every plane at full resolution.
+        dtype: working precision (float32; float64 for reference checks).
+        cancelled: polled between planes; returning True raises :class:`Cancelled`.
+
+    Returns:
+        The rendered image, same shape, float32.  Pixels with CoC exactly 0 and no blurred
+        neighbour in front are returned unchanged (a CoC of c puts weight |c| on the 1 px plane).
+
+    Raises:
+        InputError / DepthError for bad shapes, NaN/inf, or a CoC beyond half the frame
+        diagonal (a bad depth sample; cap it with ``max_radius_px``).
+    """
+    image, coc_px = _check_inputs(image, coc_px)
+    if not (plane_spacing_px > 0 and math.isfinite(plane_spacing_px)):
+        raise InputError(f"plane spacing must be a positive number of px, got {plane_spacing_px}",
+                         "use the default of 1.0 px")
+    dev = torch.device(device)
+    height, width, channels = image.shape
+    with torch.no_grad():
+        x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None].contiguous()
+        if highlights is not None:
+            x = apply_highlights(x, highlights)
+        coc = torch.from_numpy(coc_px).to(dev, dtype)[None, None]
+        reveal = float(coc.abs().max())
+        border = frame_border_px(reveal, level_radius_px)
+        x, coc = extend_borders(x, coc, border)
+        height, width = x.shape[-2:]
+        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
+        hid_colour, hid_coc, hid_mask = hidden_layer(x, coc, plane_spacing_px, reveal)
+        vis_f = plane_coordinate(coc, stack)
+        spans = [_span(vis_f)]
+        hid_f = None
+        if bool(hid_mask.any()):
+            # Off the stack where there is no hidden surface: its tent weight is 0 there.
+            hid_f = torch.where(hid_mask > 0, plane_coordinate(hid_coc, stack),
+                                torch.full_like(hid_coc, -2.0))
+            spans.append(_span(hid_f))
+        tiles = _PlaneTiles(spans, height, width)
+
+        total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
+        coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)
+        pending: list = []  # blurred coverage of the previous plane, added to the occlusion one plane late
+        for plane in range(stack.count):
+            if cancelled is not None and cancelled():
+                raise Cancelled("render cancelled", "nothing of this frame was written")
+            radius = stack.radius_px(plane)
+            scale = level_scale(radius, level_radius_px)
+            # Reach of a blur on a grid s times coarser: the kernel, rounded up to whole
+            # cells, plus the box-down / bilinear-up footprint.
+            halo = scale * (math.ceil(radius / scale) + 2) + 1
+            current = []
+            for crop, core, owned in tiles.regions(plane, halo, align=scale):
+                y0, y1, x0, x1 = crop
+                # Sides where the crop kept its whole halo hold only zeros near the edge.
+                clear = (core[0] - halo >= 0, core[1] + halo <= height,
+                         core[2] - halo >= 0, core[3] + halo <= width)
+                transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
+                if not bool(transmit.max() > 0):
+                    continue  # hidden behind nearer planes: adds nothing, occludes nothing new
+                layer = _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f)
+                blurred = blur_plane(layer, radius, aperture, level_radius_px, clear)
+                total[..., y0:y1, x0:x1] += blurred * transmit
+                current.append((blurred[:, -1:], crop))
+            # The previous plane starts to occlude only now: adjacent planes share split pixels.
+            for cov, (y0, y1, x0, x1) in pending:
+                coverage_in_front[..., y0:y1, x0:x1] += cov
+            pending = current
+
+        weight = total[:, -1:]
+        out = total[:, :-1] / weight.clamp_min(1e-12)
+        out = torch.where(weight > 1e-12, out, x)
+        out = out[..., border:height - border, border:width - border]
+        return out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
+
+
+def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
+    """Premultiplied colour + coverage of one plane inside ``crop``, limited to owned tiles.
+
+    Built on the core (the owned tiles' box) and zero-padded to the crop: the halo around
+    it is there for the blur to spread into, it holds nothing of this rectangle.
+    """
+    cy0, cy1, cx0, cx1 = core
+    window = (..., slice(cy0, cy1), slice(cx0, cx1))
+    w = plane_weight(vis_f[window], plane)
+    colour = x[window] * w
+    cover = w
+    if hid_f is not None:
+        w_hid = plane_weight(hid_f[window], plane)
+        colour = colour + hid_colour[window] * w_hid
+        cover = cover + w_hid
+    layer = torch.cat([colour, cover], dim=1)
+    if not owned.all():
+        # Only the tiles this rectangle owns: others belong to another rectangle (or none).
+        own = np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
+        layer = layer * torch.from_numpy(own).to(layer.device)
+    y0, y1, x0, x1 = crop
+    return F.pad(layer, (cx0 - x0, x1 - cx1, cy0 - y0, y1 - cy1))
+
+
+def render_frame(image: np.ndarray, depth: np.ndarray, lens: Lens, *, depth_math: str = "depth",
+                 aperture: Aperture | None = None, max_radius_px: float | None = None,
+                 highlights: Highlights | None = None, plane_spacing_px: float = 1.0,
+                 device: str | torch.device = "cpu", bad_depth: str = "error",
+                 level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX) -> np.ndarray:
+    """Depth of field for one frame: depth (any convention) + lens -> :func:`render_coc`.
+
+    Example::
+
+        out = focuspull.render_frame(rgb, z, ThinLens(50, 2.0, 36, focus_distance_m=3.0))
+    """
+    coc = coc_from_depth(depth, lens, depth_math, max_radius_px=max_radius_px, bad_depth=bad_depth)
+    return render_coc(image, coc, aperture=aperture, highlights=highlights,
+                      plane_spacing_px=plane_spacing_px, device=device,
+                      level_radius_px=level_radius_px)

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from focuspull.stages.render.mpi import hidden_layer, place_planes, plane_coordinate, plane_weight
+
+
+@pytest.mark.parametrize("lo,hi,spacing", [(-32.0, 12.4, 1.0), (0.3, 7.9, 0.5), (-5.0, -1.0, 1.0)])
+def test_planes_cover_the_range_with_one_on_the_focal_plane(lo, hi, spacing):
+    stack = place_planes(lo, hi, spacing)
+    coc = stack.coc_px
+    assert coc[0] <= lo and coc[-1] >= hi
+    assert np.allclose(np.diff(coc), spacing)
+    assert np.any(coc == 0.0)
+
+
+def test_tent_weights_sum_to_one_and_interpolate():
+    stack = place_planes(-4, 4, 1.0)
+    coc = torch.linspace(-4, 4, 101)
+    f = plane_coordinate(coc, stack)
+    weights = torch.stack([plane_weight(f, p) for p in range(stack.count)])
+    assert torch.allclose(weights.sum(0), torch.ones(101))
+    # The weighted plane CoC reproduces the pixel's CoC: a linear blend, no banding.
+    planes = torch.tensor(stack.coc_px, dtype=torch.float32)[:, None]
+    assert torch.allclose((weights * planes).sum(0), coc, atol=1e-5)
+    assert int((weights > 0).sum(0).max()) <= 2
+
+
+def _step_scene(fg_coc, bg_coc, light=False, h=64, w=160):
+    img = torch.full((1, 3, h, w), 0.2)
+    img[..., :, 80:] = 0.6
+    if light:
+        img[..., 32, 82] = 50.0  # a point light on the background right at the edge
+    coc = torch.full((1, 1, h, w), float(bg_coc))
+    coc[..., :, :80] = fg_coc
+    return img, coc
+
+
+def test_hidden_layer_carries_the_background_under_a_blurred_foreground():
+    img, coc = _step_scene(-12.0, 2.0)
+    colour, hid_coc, mask = hidden_layer(img, coc, 1.0, 12.0)
+    band = mask[0, 0, 32]
+    assert band[:60].sum() == 0 and band[70:80].all()  # a band inside the foreground edge only
+    assert band[80:].sum() == 0
+    assert torch.allclose(colour[0, :, 32, 70:80], torch.tensor(0.6), atol=0.02)
+    assert torch.allclose(hid_coc[0, 0, 32, 70:80], torch.tensor(2.0), atol=0.2)
+
+
+def test_highlights_next_to_an_edge_are_not_smeared_under_it():
+    img, coc = _step_scene(-12.0, 2.0, light=True)
+    colour, _, mask = hidden_layer(img, coc, 1.0, 12.0)
+    inside = colour[0, 0][mask[0, 0] > 0]
+    assert float(inside.max()) < 1.0  # the background is 0.6; the light is 50
+
+
+def test_no_hidden_layer_on_slanted_surfaces_or_sharp_foregrounds():
+    h, w = 64, 96
+    ramp = torch.linspace(-20, 20, h)[:, None].expand(h, w)[None, None].contiguous()
+    _, _, mask = hidden_layer(torch.rand(1, 3, h, w), ramp, 1.0, 20.0)
+    assert mask.sum() == 0
+    img, coc = _step_scene(0.0, 10.0)  # an in-focus foreground reveals nothing
+    _, _, mask = hidden_layer(img, coc, 1.0, 10.0)
+    assert mask.sum() == 0
