@@ -38,7 +38,7 @@ from focuspull.errors import DepthError, InputError
 #: Pixels used by each scale/shift fit (a fixed regular grid, no randomness).
 FIT_SAMPLES = 4096
 #: Bilateral sigma as a fraction of frame t's robust disparity range (1st..99th pct).
-SIGMA_DISPARITY_REL = 0.05
+SIGMA_DISPARITY_REL = 0.10
 #: Neighbours that still disagree this much (robust residual / frame t's range) after
 #: alignment are a different shot: they are skipped rather than averaged in.
 MAX_MISFIT_REL = 0.15
@@ -66,10 +66,19 @@ def fit_scale_shift(source: np.ndarray, target: np.ndarray, *,
 
 
 def robust_fit(source: np.ndarray, target: np.ndarray, *, samples: int = FIT_SAMPLES,
-               iterations: int = 6) -> tuple[float, float, float]:
+               iterations: int = 6, mask: np.ndarray | None = None) -> tuple[float, float, float]:
     """:func:`fit_scale_shift` plus the robust residual scale (MAD * 1.4826) of the fit,
-    in ``target`` units: how badly the two frames disagree after alignment."""
+    in ``target`` units: how badly the two frames disagree after alignment.
+
+    ``mask`` (``H x W`` bool): only grid pixels where it is True take part (e.g. pixels
+    a warped neighbour really sees).  Fewer than 16 such pixels: ``(1, 0, inf)``.
+    """
     rows, cols = sample_grid(source.shape, samples)
+    if mask is not None:
+        keep = mask[rows, cols]
+        rows, cols = rows[keep], cols[keep]
+        if rows.size < 16:
+            return 1.0, 0.0, float("inf")
     x = source[rows, cols].astype(np.float64)
     y = target[rows, cols].astype(np.float64)
     weights = np.ones_like(x)
@@ -111,7 +120,8 @@ def _weighted_line(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[float, 
 
 
 def stabilise_frame(t: int, get_disparity: Callable[[int], np.ndarray], first: int, last: int,
-                    window: int = 2, *, sigma_disparity: float | None = None,
+                    window: int = 2, *, motion: "FrameMotion | None" = None,
+                    sigma_disparity: float | None = None,
                     sigma_disparity_rel: float = SIGMA_DISPARITY_REL,
                     sigma_time: float | None = None, fit_samples: int = FIT_SAMPLES,
                     max_misfit_rel: float = MAX_MISFIT_REL) -> np.ndarray:
@@ -123,6 +133,11 @@ def stabilise_frame(t: int, get_disparity: Callable[[int], np.ndarray], first: i
             ``i`` in ``[first, last]``; must be deterministic.
         first, last: bounds of the **clip** (not of the chunk being rendered).
         window: ``w``; frames ``t-w .. t+w`` (clipped to the clip) are used.
+        motion: a :class:`FrameMotion` (anything with its ``warp(t, s, values)``).
+            Given, each neighbour's disparity is warped into frame ``t`` along the
+            optical flow and only pixels that pass the forward-backward and colour tests
+            take part (motion compensation); ``None`` compares pixels in place (a
+            locked-off camera).
         sigma_disparity: bilateral range sigma in disparity units of frame ``t``; default
             ``sigma_disparity_rel`` times frame ``t``'s 1st..99th percentile range.
         sigma_time: Gaussian temporal sigma in frames; ``None`` = equal weights over the
@@ -147,31 +162,114 @@ def stabilise_frame(t: int, get_disparity: Callable[[int], np.ndarray], first: i
         sigma_disparity = 1e-6 * max(1.0, float(np.abs(reference).max()))
     inv_two_sigma2 = np.float32(1.0 / (2.0 * sigma_disparity ** 2))
 
-    weighted_sum = np.zeros(reference.shape, np.float32)
-    weight_total = np.zeros(reference.shape, np.float32)
+    candidates: list[tuple[float, np.ndarray, np.ndarray | None]] = []
     inverse_scale, inverse_shift, time_total = 0.0, 0.0, 0.0
     for s in window_frames(t, first, last, window):  # ascending: a fixed summation order
+        seen = None  # pixels of frame t that frame s sees (None: all)
         if s == t:
             a, b, aligned = 1.0, 0.0, reference
         else:
             raw = _checked_frame(get_disparity, s, reference.shape)
-            a, b, misfit = robust_fit(raw, reference, samples=fit_samples)
+            if motion is not None:
+                raw, seen = motion.warp(t, s, raw)
+            a, b, misfit = robust_fit(raw, reference, samples=fit_samples, mask=seen)
             if misfit > max_misfit_rel * reference_range:
                 continue  # another shot (a cut) or chaos: it says nothing about frame t
             aligned = raw * np.float32(a) + np.float32(b)
         time_weight = 1.0 if sigma_time is None else float(np.exp(-0.5 * ((s - t) / sigma_time) ** 2))
-        difference = aligned - reference
-        weight = np.exp(-(difference * difference) * inv_two_sigma2) * np.float32(time_weight)
-        weighted_sum += weight * aligned
-        weight_total += weight
+        candidates.append((time_weight, aligned, seen))
         # Map from frame t's scale/shift to frame s's: x -> (x - b) / a.
         inverse_scale += time_weight / a
         inverse_shift += time_weight * b / a
         time_total += time_weight
+    # The bilateral filter's centre is frame t itself: a per-pixel median of the warped
+    # candidates was tried and measured worse (where flow is wrong in two neighbours at
+    # an edge, the median follows them and frame t's own value loses its weight).
+    centre = reference
+    weighted_sum = np.zeros(reference.shape, np.float32)
+    weight_total = np.zeros(reference.shape, np.float32)
+    for time_weight, aligned, seen in candidates:
+        difference = aligned - centre
+        weight = np.exp(-(difference * difference) * inv_two_sigma2) * np.float32(time_weight)
+        if seen is not None:
+            weight *= seen
+        weighted_sum += weight * aligned
+        weight_total += weight
     filtered = weighted_sum / weight_total  # >= the weight of s == t, never zero
     scale = np.float32(inverse_scale / time_total)
     shift = np.float32(inverse_shift / time_total)
     return (filtered * scale - shift).astype(np.float32, copy=False)
+
+
+#: A warped neighbour pixel is used only when its flow image code (0..255, see
+#: :func:`focuspull.stages.depth.flow.flow_image`) is within this of frame t's: where the
+#: flow slides across an object's edge, the colours disagree and the pixel is dropped.
+COLOUR_TOLERANCE = 16
+
+
+class FrameMotion:
+    """Motion between the frames of a clip, for :func:`stabilise_frame`.
+
+    ``warp(t, s, values_s) -> (warped, seen)``: frame ``s``'s ``H x W`` values seen from
+    frame ``t`` (nearest-pixel lookup along the DIS flow ``t -> s``, so values of two
+    surfaces are never blended at an edge) and the ``H x W`` bool mask of pixels of ``t``
+    that ``s`` really sees: forward-backward consistent, inside the frame, and of the same
+    colour (:data:`COLOUR_TOLERANCE`).  Flow fields and flow images are kept in a small
+    LRU; the cache changes how often flow is computed, never its value (DIS is
+    deterministic), so results stay chunk-invariant.
+    """
+
+    def __init__(self, get_image: Callable[[int], np.ndarray], capacity: int = 16,
+                 colour_tolerance: int = COLOUR_TOLERANCE) -> None:
+        self._get_image = get_image
+        self.capacity = max(2, int(capacity))
+        self.colour_tolerance = int(colour_tolerance)
+        self._images: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._flows: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+        self.computed = 0  # flow fields computed so far (for tests)
+
+    def image(self, i: int) -> np.ndarray:
+        """Frame ``i`` as the ``H x W`` uint8 flow image."""
+        from focuspull.stages.depth.flow import flow_image  # noqa: PLC0415 - cv2 on use
+
+        if i in self._images:
+            self._images.move_to_end(i)
+            return self._images[i]
+        image = flow_image(self._get_image(i))
+        image.setflags(write=False)
+        self._images[i] = image
+        while len(self._images) > self.capacity:
+            self._images.popitem(last=False)
+        return image
+
+    def flow(self, a: int, b: int) -> np.ndarray:
+        """``H x W x 2`` DIS flow from frame ``a`` to frame ``b``."""
+        from focuspull.stages.depth.flow import dis_flow  # noqa: PLC0415
+
+        key = (int(a), int(b))
+        if key in self._flows:
+            self._flows.move_to_end(key)
+            return self._flows[key]
+        flow = dis_flow(self.image(a), self.image(b))
+        flow.setflags(write=False)
+        self.computed += 1
+        self._flows[key] = flow
+        while len(self._flows) > self.capacity:
+            self._flows.popitem(last=False)
+        return flow
+
+    def warp(self, t: int, s: int, values_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        from focuspull.stages.depth.flow import consistent, warp_to  # noqa: PLC0415
+
+        flow_ts, flow_st = self.flow(t, s), self.flow(s, t)
+        if flow_ts.shape[:2] != values_s.shape:
+            raise DepthError(f"frame {s}: the depth is {values_s.shape} (H x W), the image is "
+                             f"{flow_ts.shape[:2]}", "give the images and the depth the same size")
+        warped, _ = warp_to(values_s, flow_ts, nearest=True)
+        seen = consistent(flow_ts, flow_st)
+        colour_s, _ = warp_to(self.image(s).astype(np.float32), flow_ts, nearest=True)
+        seen &= np.abs(colour_s - self.image(t)) <= self.colour_tolerance
+        return warped, seen
 
 
 class DepthStabiliser:
@@ -183,11 +281,16 @@ class DepthStabiliser:
     """
 
     def __init__(self, get_disparity: Callable[[int], np.ndarray], first: int, last: int,
-                 window: int = 2, **options) -> None:
+                 window: int = 2, *, get_image: Callable[[int], np.ndarray] | None = None,
+                 **options) -> None:
         _check_bounds(first, first, last, window)
         self._get_disparity = get_disparity
         self.first, self.last, self.window = int(first), int(last), int(window)
         self.options = options
+        if get_image is not None and self.window > 0:
+            # Frame t needs the flows t <-> s of its 2w neighbours; those of the w frames
+            # before it were computed by them (2 per pair), so ~2w(w+1) stay live.
+            self.options["motion"] = FrameMotion(get_image, capacity=2 * self.window * (self.window + 1) + 2)
         self.capacity = 2 * self.window + 1
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self.loads = 0  # raw frames read so far (for tests and progress reports)
