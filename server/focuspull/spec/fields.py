@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -270,7 +271,8 @@ def translate(message: str, path: Optional[str], front_end: str) -> str:
     if not path or front_end == "job":
         return message
     said = describe(path, front_end)
-    return message.replace(f"job field '{path}'", said).replace(f"'{path}'", said)
+    message = message.replace(f"job field '{path}'", said).replace(f"'{path}'", said)
+    return re.sub(rf"(?<![\w.']){re.escape(path)}(?![\w'])", said, message)
 
 
 def shorten(value: Any, limit: int = 60, quote: bool = True) -> str:
