@@ -36,6 +36,7 @@ from focuspull.spec.job import RenderJob
 from focuspull.stages.lens import (ArtisticLens, LinearLens, ThinLens, coc_from_depth, coc_from_disparity,
                             disparity_from_depth)
 from focuspull.pipeline.progress import Throughput
+from focuspull.stages.models import ModelCache
 from focuspull.pipeline.clip import DiskClip, InbandClip
 from focuspull.pipeline.output_plan import check_no_clobber, is_exr, output_channels, output_transfer, plan_output
 
@@ -68,15 +69,13 @@ class JobResult:
 class _Disparity:
     """Disparity per clip index: raw (metric or per-clip normalised) and stabilised."""
 
-    def __init__(self, job: RenderJob, clip) -> None:
+    def __init__(self, job: RenderJob, clip, models: ModelCache) -> None:
         self.job, self.clip = job, clip
         self.index = {f: i for i, f in enumerate(clip.clip_frames)}
         self._estimator = None
         self._clip_range = None
         if job.depth.kind == "model":
-            from focuspull.stages.depth.sources import get_estimator  # noqa: PLC0415 - torch only when needed
-
-            self._estimator = get_estimator(job.depth.model, job.depth.checkpoint_dir or "", job.device)
+            self._estimator = models.get("depth", job.depth.model, job.depth.checkpoint_dir or "")
         self._stabiliser = None
         if job.depth.stabilise_window > 0:
             from focuspull.stages.depth.stabilise import DepthStabiliser  # noqa: PLC0415
@@ -216,7 +215,7 @@ def _check_lens_everywhere(job: RenderJob, frames: list[int]) -> None:
 # --------------------------------------------------------------------------- the driver
 def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None,
             cancelled: Optional[Callable[[], bool]] = None,
-            inband: Optional[Mapping] = None) -> JobResult:
+            inband: Optional[Mapping] = None, models: Optional[ModelCache] = None) -> JobResult:
     """Render ``job``; see the module docstring and docs/contracts.md.
 
     Args:
@@ -225,6 +224,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         cancelled: polled before every frame; True abandons the run with
             :class:`~focuspull.errors.Cancelled` (finished frames stay, nothing partial).
         inband: ``{frame: {"rgba": H x W x C, "depth": H x W}}`` instead of files.
+        models: the device's loaded models (the server's worker keeps one cache per device);
+            None = load what the job needs for this run only.
     Raises:
         InputError (and subclasses) before anything is rendered when the job cannot run.
     """
@@ -244,7 +245,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     if job.focus.mode == "matte" and not isinstance(clip, InbandClip):
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
     render = _renderer(job, cancelled)  # checks aperture and highlights
-    disparity = _Disparity(job, clip)  # loads the depth model, if any
+    disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
     names, passthrough = output_channels(job, clip)
     to_render, skipped = plan_output(job, clip, frames, names)
     result = JobResult(skipped=skipped)
