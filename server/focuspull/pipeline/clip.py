@@ -6,6 +6,7 @@ before the first frame renders.
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping
 
 import numpy as np
@@ -81,6 +82,21 @@ class DiskClip:
     def channel(self, frame: int, name: str) -> np.ndarray:
         return self._read(self.pattern, frame).channel(name)
 
+    @property
+    def colour_channels(self) -> list[str]:
+        """The colour channels a render of this clip writes (RGB, plus A when there is one)."""
+        return ["R", "G", "B", "A"][:4 if "A" in self.channel_names else 3]
+
+    def files_read(self) -> dict[str, str]:
+        """``{real path: "image" | "depth"}`` of every file this clip reads (outputs never
+        go there)."""
+        reads: dict[str, str] = {}
+        for f in self.clip_frames:
+            reads.setdefault(os.path.realpath(self.pattern.path(f)), "image")
+            if self.depth_pattern is not None:
+                reads.setdefault(os.path.realpath(self.depth_pattern.path(f)), "depth")
+        return reads
+
 
 class InbandClip:
     """Frames handed over in memory: ``{frame: {"rgba": HxWxC, "depth": HxW}}``."""
@@ -131,6 +147,13 @@ class InbandClip:
 
     def channel(self, frame: int, name: str) -> np.ndarray:
         raise InputError(f"in-band frames carry no channel {name!r}", "focus in-band renders with a point")
+
+    @property
+    def colour_channels(self) -> list[str]:
+        return list(self.channel_names)
+
+    def files_read(self) -> dict[str, str]:
+        return {}  # nothing on disk: no output can overwrite it
 
 
 def frames_read(job: RenderJob, clip_frames: list[int], frames: list[int]) -> list[int]:

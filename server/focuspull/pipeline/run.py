@@ -242,7 +242,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     frames = list(clip.frames)
     check_no_clobber(job, clip, frames)
     _check_lens_everywhere(job, frames)
-    if job.focus.mode == "matte" and not isinstance(clip, InbandClip):
+    if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
     render = _renderer(job, cancelled)  # checks aperture and highlights
     disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
