@@ -125,14 +125,14 @@ def test_options_become_the_job_a_compositor_means():
 
 
 def test_cg_camera_reaches_the_lens_of_every_frame():
-    from focuspull.pipeline.run import lens_at
+    from focuspull.pipeline.plan import LensPlan
 
     plain = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr")))
     cg = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr", "--cg-camera")))
     assert not plain.lens.cg_camera and cg.lens.cg_camera
     assert RenderJob.from_dict(cg.to_dict()).lens.cg_camera
     # Same settings, less blur: the image plane stays at the focal length.
-    assert lens_at(cg, 1, 0.5).k_px(1000) < lens_at(plain, 1, 0.5).k_px(1000)
+    assert LensPlan(cg, 1000).at(1).k_px < LensPlan(plain, 1000).at(1).k_px
 
 
 def test_command_line_overrides_the_camera_file(tmp_path):

@@ -16,6 +16,7 @@ from focuspull.io.frames import SequencePattern, format_frame_ranges
 from focuspull.io.images import read_image
 from focuspull.io.preflight import preflight
 from focuspull.io.transfer import default_transfer_for
+from focuspull.pipeline.plan import frames_read
 from focuspull.spec.job import RenderJob
 
 
@@ -154,21 +155,3 @@ class InbandClip:
 
     def files_read(self) -> dict[str, str]:
         return {}  # nothing on disk: no output can overwrite it
-
-
-def frames_read(job: RenderJob, clip_frames: list[int], frames: list[int]) -> list[int]:
-    """Every clip frame a render of ``frames`` reads: the frames themselves, the depth
-    stabilisation window and focus smoothing window around them, the frames a tracked
-    point is followed through, and the whole clip for a depth model's normalisation."""
-    if job.depth.kind == "model":
-        return list(clip_frames)  # normalised over the whole clip
-    index = {f: i for i, f in enumerate(clip_frames)}
-    focus = job.focus
-    reach = job.depth.stabilise_window
-    if focus.mode in ("point", "matte"):
-        reach += focus.smoothing_window  # the focus of a neighbour reads its stabilised depth
-    lo = max(0, min(index[f] for f in frames) - reach)
-    hi = min(len(clip_frames) - 1, max(index[f] for f in frames) + reach)
-    if focus.mode == "point" and focus.track_from_frame in index:
-        lo, hi = min(lo, index[focus.track_from_frame]), max(hi, index[focus.track_from_frame])
-    return sorted(set(clip_frames[lo:hi + 1]) | set(frames))
