@@ -547,7 +547,7 @@ def test_resume_redoes_frames_of_another_render(tmp_path):
 
 
 def test_frames_read_covers_every_temporal_stage():
-    from focuspull.pipeline.clip import frames_read
+    from focuspull.pipeline.plan import frames_read
 
     clip = [1, 2, 3, 5, 6, 7, 8, 9, 10]  # frame 4 is not in the clip: windows count clip frames
     base = {"input": {"pattern": "a.####.exr"}}

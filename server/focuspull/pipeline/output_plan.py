@@ -13,16 +13,13 @@ from focuspull.io.frames import SequencePattern, format_frame_ranges
 from focuspull.io.images import is_complete_frame
 from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
-from focuspull.pipeline.clip import InbandClip
 
 _EXR = (".exr", ".sxr", ".mxr")
 
 
 def output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
     """Channel names written, and the depth channel passed through (or None)."""
-    names = ["R", "G", "B", "A"][:4 if "A" in clip.channel_names else 3]
-    if isinstance(clip, InbandClip):
-        names = clip.channel_names
+    names = clip.colour_channels
     if job.output.setup_view:
         names = ["R", "G", "B"]  # a false-colour view: alpha and depth would mislead
     passthrough = None
@@ -36,13 +33,9 @@ def output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
 def check_no_clobber(job: RenderJob, clip, frames: list[int]) -> None:
     """Refuse outputs that are files this render reads: an image or depth frame of the clip,
     compared as real paths (symlinks and ``..`` resolved).  ``--overwrite`` never allows it."""
-    if isinstance(clip, InbandClip):
+    reads = clip.files_read()
+    if not reads:
         return
-    reads: dict[str, str] = {}
-    for f in clip.clip_frames:
-        reads.setdefault(os.path.realpath(clip.pattern.path(f)), "image")
-        if clip.depth_pattern is not None:
-            reads.setdefault(os.path.realpath(clip.depth_pattern.path(f)), "depth")
     targets = []
     if job.output.pattern:
         out = SequencePattern(job.output.pattern)
