@@ -70,23 +70,30 @@ class _Disparity:
     def __init__(self, job: RenderJob, clip, models: ModelCache) -> None:
         self.job, self.clip = job, clip
         self.index = {f: i for i, f in enumerate(clip.clip_frames)}
-        self._estimator = None
+        self._estimates = None
         self._clip_range = None
         if job.depth.kind == "model":
-            self._estimator = models.get("depth", job.depth.model, job.depth.checkpoint_dir or "")
+            from focuspull.stages.depth.estimates import EstimateStore  # noqa: PLC0415
+
+            # Each frame is estimated once, then read back from the on-disk cache (per clip
+            # frame and checkpoint): a re-render with other lens settings estimates nothing.
+            estimator = models.get("depth", job.depth.model, job.depth.checkpoint_dir or "")
+            self._estimates = EstimateStore(estimator, job.depth.model, job.depth.checkpoint_dir or "")
         self._stabiliser = None
         if job.depth.stabilise_window > 0:
             from focuspull.stages.depth.stabilise import DepthStabiliser  # noqa: PLC0415
 
+            # The colour frames steer the motion compensation (optical flow between them).
             self._stabiliser = DepthStabiliser(self.raw, 0, len(clip.clip_frames) - 1,
-                                               job.depth.stabilise_window)
+                                               job.depth.stabilise_window,
+                                               get_image=lambda i: clip.colour(clip.clip_frames[i]))
         self._cache: dict[int, np.ndarray] = {}
 
     def raw(self, i: int) -> np.ndarray:
         """Raw disparity of clip index ``i``; errors name the frame number, not the index."""
         frame = self.clip.clip_frames[i]
         try:
-            if self._estimator is not None:
+            if self._estimates is not None:
                 if self._clip_range is None:
                     self._clip_range = self._measure_clip_range()
                 from focuspull.stages.depth.sources import normalise_relative  # noqa: PLC0415
@@ -109,13 +116,20 @@ class _Disparity:
         return disparity
 
     def _estimate(self, frame: int) -> np.ndarray:
-        return self._estimator(self.clip.colour(frame)[:, :, :3])
+        return self._estimates.get(self.clip.colour(frame)[:, :, :3])
 
     def _measure_clip_range(self):
         # Over every frame of the clip, not the chunk: a chunk must normalise like the whole.
-        from focuspull.stages.depth.sources import relative_range  # noqa: PLC0415
+        from focuspull.stages.depth.sources import ClipNormaliser  # noqa: PLC0415
 
-        return relative_range(self._estimate(f) for f in self.clip.clip_frames)
+        normaliser = ClipNormaliser()
+        frames = list(self.clip.clip_frames)
+        step = max(1, int(getattr(self._estimates.estimator, "batch_size", 1)))
+        for start in range(0, len(frames), step):
+            for disparity in self._estimates.get_many(self.clip.colour(f)[:, :, :3]
+                                                      for f in frames[start:start + step]):
+                normaliser.add(disparity)
+        return normaliser.clip_range()
 
     def at(self, frame: int) -> np.ndarray:
         """Disparity used for rendering frame ``frame`` (stabilised when asked)."""
