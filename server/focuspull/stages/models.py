@@ -27,6 +27,7 @@ from focuspull.errors import ModelError
 MODELS: dict[str, dict[str, object]] = {
     "depth": {
         "tiny": "focuspull.stages.depth.sources:tiny_estimator",
+        "hf": "focuspull.stages.depth.hf_estimator:HFDepthEstimator",
     },
     "refine": {},
 }
