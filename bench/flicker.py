@@ -56,7 +56,7 @@ def measure(name, rgbs, clean, window, seed):
     reference = render(clean)
     rows = []
     for label, disparities, seconds in (("jittered, `--stabilise 0`", raw, 0.0),
-                                        (f"in place (before), window {window}", in_place, t_in_place),
+                                        (f"in place (no motion compensation), window {window}", in_place, t_in_place),
                                         (f"motion-compensated, window {window}", motion, t_motion)):
         out = render(disparities)
         rows.append({"shot": name, "depth": label, "render_flicker": flicker(out, reference),

@@ -56,48 +56,90 @@ def flow_image(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(tone * 255.0), 0, 255).astype(np.uint8)
 
 
-def dis_flow(image_a: np.ndarray, image_b: np.ndarray) -> np.ndarray:
+#: Frames wider than this are downscaled (area) for the flow, which is then upscaled:
+#: DIS works on 8 px patches anyway, and 1080p flow at full size costs ~4x as much.
+MAX_FLOW_WIDTH = 960
+
+
+def dis_flow(image_a: np.ndarray, image_b: np.ndarray, *, max_width: int = MAX_FLOW_WIDTH) -> np.ndarray:
     """DIS optical flow ``a -> b`` of two ``H x W`` uint8 images (see :func:`flow_image`).
 
     Returns ``H x W x 2`` float32 (see the module convention).  The ``MEDIUM`` preset,
-    with a pyramid deep enough for motions of a few dozen pixels between neighbours.
+    whose pyramid follows motions of a few dozen pixels between neighbours; computed at
+    most ``max_width`` px wide and scaled back to the frame.
     """
     if image_a.shape != image_b.shape or image_a.ndim != 2 or image_a.dtype != np.uint8:
         raise InputError(f"flow needs two H x W uint8 images of one size, got {image_a.shape} "
                          f"{image_a.dtype} and {image_b.shape} {image_b.dtype}", "use flow_image() on both")
     cv2 = _cv2()
+    height, width = image_a.shape
+    factor = 1
+    while width / factor > max_width:
+        factor *= 2
+    a, b = np.ascontiguousarray(image_a), np.ascontiguousarray(image_b)
+    if factor > 1:
+        size = (max(8, round(width / factor)), max(8, round(height / factor)))
+        a = cv2.resize(a, size, interpolation=cv2.INTER_AREA)
+        b = cv2.resize(b, size, interpolation=cv2.INTER_AREA)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(np.ascontiguousarray(image_a), np.ascontiguousarray(image_b), None)
-    return np.asarray(flow, dtype=np.float32)
+    flow = np.asarray(dis.calc(a, b, None), dtype=np.float32)
+    if factor > 1:
+        scale = np.float32([width / flow.shape[1], height / flow.shape[0]])
+        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * scale
+    return np.ascontiguousarray(flow, dtype=np.float32)
 
 
-def _sample_positions(flow_ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+_GRIDS: dict = {}
+
+
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    key = (height, width)
+    if key not in _GRIDS:
+        if len(_GRIDS) > 4:
+            _GRIDS.clear()
+        xs = np.broadcast_to(np.arange(width, dtype=np.float32)[None, :], (height, width))
+        ys = np.broadcast_to(np.arange(height, dtype=np.float32)[:, None], (height, width))
+        _GRIDS[key] = (xs, ys)
+    return _GRIDS[key]
+
+
+def sample_maps(flow_ab: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(map_x, map_y, inside)``: where each pixel of ``a`` lands in ``b``, and whether
+    that is inside the frame.  Reuse them for several :func:`remap` calls."""
     height, width = flow_ab.shape[:2]
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
-    return xs + flow_ab[..., 0], ys + flow_ab[..., 1]
+    xs, ys = _grid(height, width)
+    map_x = xs + flow_ab[..., 0]
+    map_y = ys + flow_ab[..., 1]
+    inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
+    return map_x, map_y, inside
+
+
+def remap(values_b: np.ndarray, map_x: np.ndarray, map_y: np.ndarray, *, nearest: bool = False) -> np.ndarray:
+    """``values_b`` sampled at ``(map_x, map_y)`` (edge values replicated outside)."""
+    cv2 = _cv2()
+    return cv2.remap(np.ascontiguousarray(values_b, dtype=np.float32), map_x, map_y,
+                     interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
 
 
 def warp_to(values_b: np.ndarray, flow_ab: np.ndarray, *, nearest: bool = False
             ) -> tuple[np.ndarray, np.ndarray]:
     """Frame ``b``'s ``H x W`` (or ``H x W x C``) values seen from frame ``a``.
 
-    Bilinear.  Returns ``(warped, inside)``: ``inside`` is False where the flow leaves
-    the frame (there ``warped`` holds the nearest edge value and must not be used).
+    Bilinear (or ``nearest``).  Returns ``(warped, inside)``: ``inside`` is False where the
+    flow leaves the frame (there ``warped`` holds the nearest edge value: do not use it).
     """
-    cv2 = _cv2()
-    map_x, map_y = _sample_positions(flow_ab)
-    height, width = flow_ab.shape[:2]
-    warped = cv2.remap(np.ascontiguousarray(values_b, dtype=np.float32), map_x, map_y,
-                       interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    inside = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)
-    return warped, inside
+    map_x, map_y, inside = sample_maps(flow_ab)
+    return remap(values_b, map_x, map_y, nearest=nearest), inside
 
 
 def consistent(flow_ab: np.ndarray, flow_ba: np.ndarray, *, alpha: float = FB_ALPHA,
-               beta: float = FB_BETA) -> np.ndarray:
+               beta: float = FB_BETA, maps=None) -> np.ndarray:
     """``H x W`` bool: where ``a -> b -> a`` comes back to its start (not occluded in
-    ``b``, not leaving the frame, tracked well).  See :data:`FB_ALPHA`."""
-    back, inside = warp_to(flow_ba, flow_ab)
+    ``b``, not leaving the frame, tracked well).  See :data:`FB_ALPHA`.  ``maps``: the
+    :func:`sample_maps` of ``flow_ab`` when already computed."""
+    map_x, map_y, inside = maps if maps is not None else sample_maps(flow_ab)
+    back = remap(flow_ba, map_x, map_y)
     total = flow_ab + back
     error = (total * total).sum(axis=2)
     bound = alpha * ((flow_ab * flow_ab).sum(axis=2) + (back * back).sum(axis=2)) + beta

@@ -259,15 +259,16 @@ class FrameMotion:
         return flow
 
     def warp(self, t: int, s: int, values_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        from focuspull.stages.depth.flow import consistent, warp_to  # noqa: PLC0415
+        from focuspull.stages.depth.flow import consistent, remap, sample_maps  # noqa: PLC0415
 
         flow_ts, flow_st = self.flow(t, s), self.flow(s, t)
         if flow_ts.shape[:2] != values_s.shape:
             raise DepthError(f"frame {s}: the depth is {values_s.shape} (H x W), the image is "
                              f"{flow_ts.shape[:2]}", "give the images and the depth the same size")
-        warped, _ = warp_to(values_s, flow_ts, nearest=True)
-        seen = consistent(flow_ts, flow_st)
-        colour_s, _ = warp_to(self.image(s).astype(np.float32), flow_ts, nearest=True)
+        maps = sample_maps(flow_ts)
+        warped = remap(values_s, maps[0], maps[1], nearest=True)
+        seen = consistent(flow_ts, flow_st, maps=maps)
+        colour_s = remap(self.image(s), maps[0], maps[1], nearest=True)
         seen &= np.abs(colour_s - self.image(t)) <= self.colour_tolerance
         return warped, seen
 
