@@ -1,8 +1,13 @@
-"""Temporal stabilisation of flickering depth (pure numpy).
+"""Temporal stabilisation of flickering depth (numpy; OpenCV for the optical flow).
 
 Monocular depth estimators give each frame its own scale and shift, plus noise, so the
 focal plane "breathes" from frame to frame.  :func:`stabilise_frame` removes that:
 
+0. **Follow the motion** (with a :class:`FrameMotion`, built from the colour frames).
+   Each neighbour's disparity is looked up along the optical flow ``t -> s``; only pixels
+   of ``t`` that ``s`` really sees (forward-backward consistent, inside the frame, same
+   colour) take part in steps 1 and 2.  Without it pixels are compared in place, which
+   is right only for a locked-off camera.
 1. **Align.**  Every neighbour ``s`` in the window ``max(first, t-w) .. min(last, t+w)``
    is mapped into frame ``t``'s scale/shift with a robust affine fit
    ``d_t ~ a_s * d_s + b_s`` on a fixed pixel grid (weighted least squares, re-weighted
@@ -17,8 +22,8 @@ focal plane "breathes" from frame to frame.  :func:`stabilise_frame` removes tha
    per-frame scale/shift jitter: consecutive windows share all but one frame, so the
    average changes ``2w+1`` times more slowly than the raw jitter.
 
-Chunk invariance: the result for ``t`` is a deterministic function of the raw frames in
-its window and of ``first``/``last`` (the *clip* bounds) only; nothing depends on which
+Chunk invariance: the result for ``t`` is a deterministic function of the raw frames (and
+colour frames) in its window and of ``first``/``last`` (the *clip* bounds) only; nothing depends on which
 frames were processed before, so rendering a range in chunks gives, bit for bit, the
 frames of a single run.  A static clip comes back unchanged (all fits are exactly
 ``a=1, b=0``).
