@@ -121,8 +121,8 @@ def _render_clip(host: ResolveHost, info: dict, folder: str, name: str) -> tuple
         host.restore_render_state(state)
     if result.get("cancelled"):
         raise Failed("Cancelled. The timeline is unchanged.")
-    found = find_rendered(folder, name) if result["status"] in RENDER_DONE else None
-    if found is None or len(found[1]) != info["duration"]:
+    found = find_rendered(folder, name)
+    if result["status"] not in RENDER_DONE or found is None or len(found[1]) != info["duration"]:
         got = 0 if found is None else len(found[1])
         raise Failed(f"Resolve's render of the clip failed ({result['status'] or 'no status'}; {got} of "
                      f"{info['duration']} frames written to {folder}). Check the Deliver page's render "

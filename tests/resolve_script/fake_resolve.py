@@ -179,11 +179,11 @@ class Dispatcher:
             timers = [t for t in self.ui.timers if t.running]
             if not timers:
                 raise AssertionError(f"RunLoop of {win.ID} would wait for ever: nothing left to happen")
-            for t in timers:
-                win.fire(t.ID, "Timeout")
             ticks += 1
+            self.user.tick(win, ticks)  # the user acts before each timer event (tick 1: before the first)
+            for t in [t for t in timers if t.running]:
+                win.fire(t.ID, "Timeout")
             if not self._exit:
-                self.user.tick(win, ticks)
                 time.sleep(min(t.Interval for t in timers) / 1000.0)
 
 
