@@ -63,12 +63,16 @@ def safe_name(name: str) -> str:
 def make_workdir(near: str, name: str) -> str:
     """A new folder for one run: ``$FOCUSPULL_WORK`` or beside the comp / project media,
     else the temp folder.  Removed whole when the run fails."""
-    root = os.environ.get("FOCUSPULL_WORK") or (os.path.join(os.path.dirname(near), "focuspull") if near else "")
-    if not root:
-        root = os.path.join(tempfile.gettempdir(), "focuspull")
-    os.makedirs(root, exist_ok=True)
     stamp = time.strftime("%Y%m%d_%H%M%S")
-    return tempfile.mkdtemp(prefix=f"{safe_name(name)}_{stamp}_", dir=root)
+    roots = [os.environ.get("FOCUSPULL_WORK") or (os.path.join(os.path.dirname(near), "focuspull") if near else ""),
+             os.path.join(tempfile.gettempdir(), "focuspull")]
+    for root in [r for r in roots if r]:
+        try:
+            os.makedirs(root, exist_ok=True)
+            return tempfile.mkdtemp(prefix=f"{safe_name(name)}_{stamp}_", dir=root)
+        except OSError:
+            continue  # read-only camera media, a missing share: fall back to the temp folder
+    raise OSError(f"cannot create a work folder in {' or '.join(r for r in roots if r)}")
 
 
 def remove_workdir(path: Optional[str]) -> None:

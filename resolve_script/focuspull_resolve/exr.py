@@ -93,9 +93,10 @@ def _unzip(data: bytes, expected: int) -> bytes:
     raw = np.frombuffer(zlib.decompress(data), np.uint8)
     if raw.size != expected:
         raise ExrError(f"ZIP chunk holds {raw.size} bytes, expected {expected}")
-    # undo the predictor: t[i] = t[i-1] + d[i] - 128 (mod 256), a running sum
-    t = (np.cumsum(raw.astype(np.int64) - 128) + 128) & 0xFF
-    t = t.astype(np.uint8)
+    # undo the predictor: t[i] = t[i-1] + d[i] - 128 (mod 256), a running sum in uint8
+    d = raw - np.uint8(128)
+    d[0] = raw[0]
+    t = np.cumsum(d, dtype=np.uint8)
     half = (expected + 1) // 2
     out = np.empty(expected, np.uint8)
     out[0::2] = t[:half]
@@ -105,10 +106,10 @@ def _unzip(data: bytes, expected: int) -> bytes:
 
 def _zip(raw: bytes) -> bytes:
     b = np.frombuffer(raw, np.uint8)
-    t = np.concatenate([b[0::2], b[1::2]]).astype(np.int64)
+    t = np.concatenate([b[0::2], b[1::2]])
     d = t.copy()
-    d[1:] = (t[1:] - t[:-1] + 128) & 0xFF
-    return zlib.compress(d.astype(np.uint8).tobytes())
+    d[1:] = t[1:] - t[:-1] + np.uint8(128)  # wraps mod 256, as the format wants
+    return zlib.compress(d.tobytes(), 4)
 
 
 def read_exr(path: str) -> dict[str, np.ndarray]:

@@ -131,3 +131,20 @@ def test_errors_are_said_in_the_windows_words():
         settings.job_dict({**settings.defaults(), "focus.track_from_frame": "soon"})
     assert bad.value.field == "focus.track_from_frame"
     assert settings.place_error(JobSpecError("x", field="frames[3]"))[0] == ""  # not in the window: top line
+
+
+def test_work_folder_falls_back_to_temp_when_the_media_folder_is_read_only(tmp_path, monkeypatch):
+    import tempfile
+
+    from focuspull_resolve.common import make_workdir
+
+    monkeypatch.delenv("FOCUSPULL_WORK", raising=False)
+    media = tmp_path / "camera"
+    media.mkdir()
+    (media / "focuspull").write_text("a file where the folder would go")  # cannot become a folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    made = make_workdir(str(media / "A001.mov"), "A001 clip")
+    assert made.startswith(str(tmp_path / "tmp" / "focuspull" / "A001_clip_")) and os.path.isdir(made)
+    monkeypatch.setenv("FOCUSPULL_WORK", str(tmp_path / "w"))
+    assert make_workdir(str(media / "A001.mov"), "x").startswith(str(tmp_path / "w" / "x_"))
