@@ -10,6 +10,7 @@ import pytest
 import fake_resolve as fake
 from conftest import plate
 from focuspull.io.images import read_image, write_image
+from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.pipeline.run import run_job
 from focuspull.spec.job import RenderJob
 from focuspull_resolve import fusion_page, settings
@@ -49,6 +50,12 @@ def reference(tmp_path, values: dict) -> dict[int, np.ndarray]:
     return {f: read_image(str(ref / f"out.{f:04d}.exr")).pixels for f in FRAMES}
 
 
+def written_by_server(comp) -> bool:
+    """The server's own EXR writer stamps the render's fingerprint; the script's in-band
+    writer (results that came back over the socket) does not."""
+    return FINGERPRINT_KEY in read_image(comp.tools["Loader1"].inputs["Clip"]).metadata
+
+
 def check_result(comp, user, tmp_path):
     assert "Saver1" not in comp.tools  # the Saver was only the job's input
     loader = comp.tools["Loader1"]
@@ -72,8 +79,9 @@ def test_happy_path_by_path_matches_focuspull_render_and_remembers_the_settings(
     user.settings = [{"server": srv.endpoint, **LOOK}]
     assert fusion_page.run(host) == "done", user.messages
     check_result(comp, user, tmp_path)
-    assert not any("in-band" in t for t in user.progress_texts)
-    assert any(t.startswith("rendering frame") for t in user.progress_texts)
+    assert written_by_server(comp)
+    progress = [w for w in user.windows if w.ID == "fpProgress"]
+    assert len(progress) == 1 and progress[0].Find("Status").Text == "finished"
     saver_inputs = [c[2] for c in rec.calls if c[0] == "Saver1" and c[1] == "SetInput"]
     assert ("OpenEXRFormat.ZEnable", 1) in saver_inputs and ("OpenEXRFormat.Depth", 2) in saver_inputs
     render = next(c for c in rec.calls if c[1] == "Render")
@@ -93,7 +101,7 @@ def test_frames_travel_in_band_when_the_server_cannot_see_the_folder(start_serve
     rec, user, comp, host = scene()
     user.settings = [{"server": srv.endpoint, **LOOK}]
     assert fusion_page.run(host) == "done", user.messages
-    assert any("in-band" in t for t in user.progress_texts)
+    assert not written_by_server(comp)
     check_result(comp, user, tmp_path)
 
 
