@@ -8,7 +8,9 @@ import ast
 import json
 import os
 import subprocess
-import sys
+import sysconfig
+import venv
+from pathlib import Path
 
 import pytest
 
@@ -33,13 +35,33 @@ print(json.dumps({{"modules": sorted(sys.modules), "messages": user.messages}}))
 """
 
 
+def resolve_like_python(tmp_path) -> Path:
+    """A Python whose site-packages hold only numpy, pyzmq and msgpack (linked from this
+    environment), like Resolve's Python after the install in docs/resolve.md: torch,
+    OpenImageIO and PyAV cannot even be imported there."""
+    env_dir = tmp_path / "resolve_python"
+    venv.EnvBuilder(with_pip=False, symlinks=True).create(env_dir)
+    py = env_dir / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                               capture_output=True, text=True, check=True).stdout.strip())
+    ours = Path(sysconfig.get_paths()["purelib"])
+    for name in ("numpy", "numpy.libs", "zmq", "pyzmq.libs", "msgpack"):
+        if (ours / name).exists():
+            (site / name).symlink_to(ours / name)
+    return py
+
+
+@pytest.mark.timeout(180)
 def test_the_menu_scripts_run_without_torch_or_openimageio(tmp_path):
     code = PROBE.format(here=HERE, comp_script=os.path.join(SCRIPTS, "Comp", "focuspull Depth of Field.py"),
                         edit_script=os.path.join(SCRIPTS, "Edit", "focuspull Depth of Field.py"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOCUSPULL_")}
-    env["PYTHONPATH"] = os.path.join(REPO, "server")  # what `pip install --target` gives Resolve
-    env["FOCUSPULL_RESOLVE_LIB"] = SCRIPTS
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FOCUSPULL_", "PYTHON"))}
+    # The folders the launchers add to sys.path: the client install and the scripts' package.
+    env["FOCUSPULL_RESOLVE_LIB"] = os.pathsep.join([os.path.join(REPO, "server"), SCRIPTS])
+    py = resolve_like_python(tmp_path)
+    no_torch = subprocess.run([str(py), "-c", "import torch"], capture_output=True, text=True, env=env)
+    assert no_torch.returncode != 0  # the check below means something
+    done = subprocess.run([str(py), "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     modules = report["modules"]
