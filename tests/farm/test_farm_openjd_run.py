@@ -24,7 +24,7 @@ CHUNK_LOG = re.compile(r"Frame\(CHUNK\[INT\]\) = (\S+)")
 
 
 def farm_setup(clip, tmp_path, chunk_size):
-    out = str(tmp_path / "farm_out" / "p_dof.####.exr")
+    out = str(tmp_path / "farm out" / "p_dof.####.exr")  # a space in a path
     target = str(tmp_path / "t")
     assert cli.main(["farm", "template", clip, out, *LOOK, "--chunk-size", str(chunk_size),
                      "--out-dir", target]) == 0
@@ -67,7 +67,7 @@ def test_openjd_run_renders_every_chunk_and_the_preview(clip, tmp_path, openjd):
     ref = reference(clip, tmp_path)
     assert_same_frames(out, ref, range(1, 6))
     av = __import__("av")
-    with av.open(str(tmp_path / "farm_out" / "p_dof.mp4")) as movie:
+    with av.open(str(tmp_path / "farm out" / "p_dof.mp4")) as movie:
         assert sum(1 for _ in movie.decode(video=0)) == 5
 
 
