@@ -82,7 +82,7 @@ def test_depth_override_must_match_the_jobs_depth(job_file, capsys):
 
 @pytest.mark.parametrize("content, needle", [("{not json", "cannot read the job file"),
                                              ("[1, 2]", "holds a list, not a job map"),
-                                             ('{"lens": {"fstop": -1}}', "lens.fstop")])
+                                             ('{"lens": {"fstop": -1}}', 'job field "lens.fstop" must be')])
 def test_bad_job_files_say_what_to_fix(tmp_path, capsys, content, needle):
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -313,11 +313,16 @@ def job_from_args(args: argparse.Namespace):
         return RenderJob.from_dict(mapping)
     except JobSpecError as exc:
         if getattr(args, "job", None):
-            # The fault is in the file, so say it in the file's words (the job field), not as a flag.
+            # The fault is in the file, so say it in the file's words: the job field in double
+            # quotes, which the CLI leaves as it is ('lens.fstop' would be said as --fstop).
+            import re
+
             from focuspull.errors import InputError
 
-            raise InputError(f"in the job file {args.job}: {exc.message}",
-                             f"{exc.hint} (in {args.job})" if exc.hint else f"fix {args.job}") from None
+            def in_file_words(text: str) -> str:
+                return re.sub(r"'([a-z_]+(?:\.[a-z_]+)?)'", r'"\1"', text)
+            raise InputError(f"in the job file {args.job}: {in_file_words(exc.message)}",
+                             f"{in_file_words(exc.hint)} (in {args.job})" if exc.hint else f"fix {args.job}") from None
         if args.camera and exc.field in _CAMERA_PATHS and exc.field.rpartition(".")[2] not in _options_given(args):
             raise JobSpecError(f"{exc.message} (from the camera file {args.camera})",
                                f"fix {_CAMERA_PATHS[exc.field]} in {args.camera}, or override it with an option",
