@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import yaml
 
 from focuspull.commands import cli
@@ -20,14 +21,14 @@ from focuspull.io.metadata import FINGERPRINT_KEY
 # frame: chunk borders cut through the temporal window, so a chunk must read its context.
 LOOK = ["--focal-length", "35", "--fstop", "1.4", "--focus-distance", "1:1.2,5:5@smooth", "--stabilise", "1",
         "--blades", "6", "--rotation", "10"]
-CHUNK_LOG = re.compile(r"Frame\(CHUNK\[INT\]\) = (\S+)")
+CHUNK_LOG = re.compile(r"Frame\((?:CHUNK\[INT\]|STRING)\) = (\S+)")
 
 
-def farm_setup(clip, tmp_path, chunk_size):
+def farm_setup(clip, tmp_path, chunk_size, *extra):
     out = str(tmp_path / "farm out" / "p_dof.####.exr")  # a space in a path
     target = str(tmp_path / "t")
     assert cli.main(["farm", "template", clip, out, *LOOK, "--chunk-size", str(chunk_size),
-                     "--out-dir", target]) == 0
+                     "--out-dir", target, *extra]) == 0
     template = os.path.join(target, "template.yaml")
     params = os.path.join(target, "parameters.yaml")
     return template, params, out
@@ -48,9 +49,11 @@ def assert_same_frames(out, ref, frames):
         assert a.metadata.get(FINGERPRINT_KEY) == b.metadata.get(FINGERPRINT_KEY), "not the same render"
 
 
-def test_openjd_run_renders_every_chunk_and_the_preview(clip, tmp_path, openjd):
-    template, params, out = farm_setup(clip, tmp_path, chunk_size=2)
-    result = openjd("run", template, "-p", f"file://{params}")
+@pytest.mark.parametrize("listed", [False, True], ids=["TASK_CHUNKING", "listed-chunks"])
+def test_openjd_run_renders_every_chunk_and_the_preview(clip, tmp_path, openjd, listed):
+    template, params, out = farm_setup(clip, tmp_path, 2, *(["--listed-chunks"] if listed else []))
+    # Listed chunks need no extension: the runner is told to accept none.
+    result = openjd("run", template, "-p", f"file://{params}", *(["--extensions", ""] if listed else []))
     log = result.stdout + result.stderr
     assert result.returncode == 0, log
     assert "Session ended successfully" in log

@@ -116,6 +116,22 @@ def test_openjd_check_refuses_a_broken_template(clip, tmp_path, openjd):
     assert result.returncode != 0 and "TASK_CHUNKING" in result.stdout + result.stderr
 
 
+def test_listed_chunks_need_no_extension(clip, tmp_path, openjd):
+    target = make_template(clip, tmp_path, "--listed-chunks", "--frames", "1-5,9-13:2")
+    template = load(os.path.join(target, "template.yaml"))
+    assert "extensions" not in template
+    (chunk,) = template["steps"][0]["parameterSpace"]["taskParameterDefinitions"]
+    assert chunk == {"name": CHUNK_PARAMETER, "type": "STRING", "range": ["1-2", "3-4", "5,9", "11,13"]}
+    assert [parse_frame_range(text) for text in chunk["range"]] == chunks([1, 2, 3, 4, 5, 9, 11, 13], 2)
+    preview_args = template["steps"][1]["script"]["actions"]["onRun"]["args"]
+    assert preview_args[preview_args.index("--frames") + 1] == "1-5,9-13:2"
+    names = {p["name"] for p in template["parameterDefinitions"]}
+    assert not names & {"Frames", "ChunkSize"}  # fixed here: changing them at submission would do nothing
+    assert set(load(os.path.join(target, "parameters.yaml"))) <= names
+    result = openjd("check", os.path.join(target, "template.yaml"), "--extensions", "")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_job_file_holds_the_look_and_always_resumes(clip, tmp_path):
     target = make_template(clip, tmp_path, "--preview", str(tmp_path / "movie" / "shot.mp4"))
     job = json.load(open(os.path.join(target, "job.json")))

@@ -61,6 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     farm.add_argument("--chunk-size", type=int, default=DEFAULT_CHUNK_SIZE, metavar="N",
                       help="frames per task (default %(default)s)")
     farm.add_argument("--name", help="the job's name on the farm (default: focuspull OUTPUT-NAME)")
+    farm.add_argument("--listed-chunks", action="store_true",
+                      help="list the chunks in the template instead of using the TASK_CHUNKING extension "
+                           "(for OpenJD runtimes without it; frames and chunk size are then fixed here)")
 
 
 def _write_text(path: str, text: str) -> None:
@@ -117,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     if args.print_job:
         print(json.dumps(job.to_dict(), indent=2))
         return 0
-    farm = farm_job(job, chunk_size=args.chunk_size, name=args.name)
+    farm = farm_job(job, chunk_size=args.chunk_size, name=args.name, listed_chunks=args.listed_chunks)
     directory = args.bundle or args.out_dir
     written = write_farm_files(farm, directory, bundle=bool(args.bundle))
     tasks = len(chunks(farm.frames, farm.chunk_size))

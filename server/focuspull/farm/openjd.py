@@ -5,7 +5,8 @@ The template has two steps:
 
 * ``Render`` -- one task per chunk of frames.  Its task parameter ``Frame`` is a
   ``CHUNK[INT]`` (the ``TASK_CHUNKING`` extension) over the job parameter ``Frames``, in
-  chunks of ``ChunkSize`` frames; each task runs ::
+  chunks of ``ChunkSize`` frames (or, with ``listed_chunks``, a STRING parameter listing the
+  chunks, for runtimes without the extension); each task runs ::
 
       focuspull render IN OUT --job JOB.json --frames CHUNK --resume --device DEVICE
 
@@ -51,6 +52,9 @@ class FarmJob:
         chunk_size: frames per task (the last task may have fewer).
         preview: the preview movie the last step writes (absolute path).
         name: the job's name on the farm.
+        listed_chunks: True lists the chunks in the template (a STRING task parameter) for
+            runtimes without the ``TASK_CHUNKING`` extension; frames and chunk size are then
+            fixed when the template is written, not job parameters.
     """
 
     job: dict
@@ -58,6 +62,7 @@ class FarmJob:
     chunk_size: int
     preview: str
     name: str
+    listed_chunks: bool = False
 
 
 def range_expression(frames) -> str:
@@ -86,8 +91,8 @@ def range_expression(frames) -> str:
 
 
 def chunks(frames, chunk_size: int) -> list[list[int]]:
-    """The frames of each task, as a runner forms ``CHUNK[INT]`` chunks with a fixed
-    ``defaultTaskCount`` and ``NONCONTIGUOUS`` (documentation and tests; the runner decides)."""
+    """The frames of each task: the listed chunks of ``--listed-chunks``, and the chunks a runner
+    forms for ``CHUNK[INT]`` with a fixed ``defaultTaskCount`` and ``NONCONTIGUOUS``."""
     ordered = sorted(frames)
     return [ordered[i:i + chunk_size] for i in range(0, len(ordered), chunk_size)]
 
@@ -138,7 +143,7 @@ def job_template(farm: FarmJob) -> dict:
     """The OpenJD 2023-09 job template (a plain map; :func:`dump_yaml` writes it)."""
     job = farm.job
     sources = _sources(job)
-    out_dir, out_name = _split(job["output"]["pattern"], "output")
+    _, out_name = _split(job["output"]["pattern"], "output")
     _split(farm.preview, "preview")  # refuse a name OpenJD would misread
     parameters = [_path_parameter("JobFile", "FILE", "IN", "focuspull job",
                                   "The focuspull job (lens and focus keyframes, bokeh, depth) the tasks render.",
@@ -150,16 +155,17 @@ def job_template(farm: FarmJob) -> dict:
         _path_parameter("OutputDir", "DIRECTORY", "OUT", "Output frames folder",
                         "Folder the rendered frames are written to.", "CHOOSE_DIRECTORY"),
         _path_parameter("Preview", "FILE", "OUT", "Preview movie",
-                        "The sRGB preview movie written from the finished frames.", "CHOOSE_OUTPUT_FILE"),
-        {"name": "Frames", "type": "STRING", "minLength": 1, "default": range_expression(farm.frames),
-         "description": "Frames to render (OpenJD range expression, e.g. 1001-1100 or 1-99:2).",
-         "userInterface": {"control": "LINE_EDIT", "label": "Frames"}},
-        {"name": "ChunkSize", "type": "INT", "minValue": 1, "default": farm.chunk_size,
-         "description": "Frames per task.", "userInterface": {"control": "SPIN_BOX", "label": "Frames per task"}},
-        {"name": "Device", "type": "STRING", "minLength": 1, "default": job.get("device") or "cpu",
-         "description": "Where frames render: cpu, cuda or cuda:N.",
-         "userInterface": {"control": "LINE_EDIT", "label": "Device"}},
-    ]
+                        "The sRGB preview movie written from the finished frames.", "CHOOSE_OUTPUT_FILE")]
+    if not farm.listed_chunks:
+        parameters += [
+            {"name": "Frames", "type": "STRING", "minLength": 1, "default": range_expression(farm.frames),
+             "description": "Frames to render (OpenJD range expression, e.g. 1001-1100 or 1-99:2).",
+             "userInterface": {"control": "LINE_EDIT", "label": "Frames"}},
+            {"name": "ChunkSize", "type": "INT", "minValue": 1, "default": farm.chunk_size,
+             "description": "Frames per task.", "userInterface": {"control": "SPIN_BOX", "label": "Frames per task"}}]
+    parameters.append({"name": "Device", "type": "STRING", "minLength": 1, "default": job.get("device") or "cpu",
+                       "description": "Where frames render: cpu, cuda or cuda:N.",
+                       "userInterface": {"control": "LINE_EDIT", "label": "Device"}})
     render_args = ["render", "{{Param.InputDir}}/" + sources[0][2], "{{Param.OutputDir}}/" + out_name,
                    "--job", "{{Param.JobFile}}"]
     for name, _, file_name, _ in sources[1:]:
@@ -168,12 +174,18 @@ def job_template(farm: FarmJob) -> dict:
         elif name == "ModelDir":
             render_args += ["--depth-checkpoint", "{{Param.ModelDir}}"]
     render_args += ["--resume", "--device", "{{Param.Device}}"]
+    if farm.listed_chunks:
+        chunk = {"name": CHUNK_PARAMETER, "type": "STRING",
+                 "range": [range_expression(part) for part in chunks(farm.frames, farm.chunk_size)]}
+        all_frames = range_expression(farm.frames)
+    else:
+        chunk = {"name": CHUNK_PARAMETER, "type": "CHUNK[INT]", "range": "{{Param.Frames}}",
+                 "chunks": {"defaultTaskCount": "{{Param.ChunkSize}}", "rangeConstraint": "NONCONTIGUOUS"}}
+        all_frames = "{{Param.Frames}}"
     render_step = {
         "name": RENDER_STEP,
         "description": "Render the frames of one chunk (focuspull render --frames CHUNK --resume).",
-        "parameterSpace": {"taskParameterDefinitions": [{
-            "name": CHUNK_PARAMETER, "type": "CHUNK[INT]", "range": "{{Param.Frames}}",
-            "chunks": {"defaultTaskCount": "{{Param.ChunkSize}}", "rangeConstraint": "NONCONTIGUOUS"}}]},
+        "parameterSpace": {"taskParameterDefinitions": [chunk]},
         "script": {"actions": {"onRun": {
             "command": "focuspull", "args": render_args + ["--frames", "{{Task.Param." + CHUNK_PARAMETER + "}}"]}}},
     }
@@ -183,11 +195,14 @@ def job_template(farm: FarmJob) -> dict:
         "dependencies": [{"dependsOn": RENDER_STEP}],
         "script": {"actions": {"onRun": {
             "command": "focuspull",
-            "args": render_args + ["--frames", "{{Param.Frames}}", "--preview", "{{Param.Preview}}"]}}},
+            "args": render_args + ["--frames", all_frames, "--preview", "{{Param.Preview}}"]}}},
     }
-    return {"specificationVersion": SPECIFICATION_VERSION, "extensions": ["TASK_CHUNKING"],
-            "name": farm.name, "description": f"focuspull: depth of field over {job['input']['pattern']}",
-            "parameterDefinitions": parameters, "steps": [render_step, preview_step]}
+    template = {"specificationVersion": SPECIFICATION_VERSION, "extensions": ["TASK_CHUNKING"],
+                "name": farm.name, "description": f"focuspull: depth of field over {job['input']['pattern']}",
+                "parameterDefinitions": parameters, "steps": [render_step, preview_step]}
+    if farm.listed_chunks:
+        del template["extensions"]
+    return template
 
 
 def parameter_values(farm: FarmJob, job_file: Optional[str]) -> dict:
@@ -199,8 +214,9 @@ def parameter_values(farm: FarmJob, job_file: Optional[str]) -> dict:
         values[name] = directory
     values["OutputDir"] = _split(job["output"]["pattern"], "output")[0]
     values["Preview"] = farm.preview
-    values["Frames"] = range_expression(farm.frames)
-    values["ChunkSize"] = farm.chunk_size
+    if not farm.listed_chunks:
+        values["Frames"] = range_expression(farm.frames)
+        values["ChunkSize"] = farm.chunk_size
     values["Device"] = job.get("device") or "cpu"
     for name, value in values.items():
         if isinstance(value, str) and len(value) > MAX_PARAMETER_CHARS:
@@ -230,7 +246,8 @@ def _absolute(path: Optional[str]) -> Optional[str]:
     return os.path.abspath(path) if path else path
 
 
-def farm_job(job, *, chunk_size: int = DEFAULT_CHUNK_SIZE, name: Optional[str] = None) -> FarmJob:
+def farm_job(job, *, chunk_size: int = DEFAULT_CHUNK_SIZE, name: Optional[str] = None,
+             listed_chunks: bool = False) -> FarmJob:
     """Plan the farm render of a validated :class:`~focuspull.spec.job.RenderJob`.
 
     Paths become absolute (farm hosts do not share the working directory); the frames are the
@@ -264,7 +281,13 @@ def farm_job(job, *, chunk_size: int = DEFAULT_CHUNK_SIZE, name: Optional[str] =
     name = "".join(c for c in name if c.isprintable() and c not in "{}")[:128].strip()
     if not name:
         raise InputError("the farm job name is empty", "pass --name, e.g. --name 'sh010 dof'")
-    return FarmJob(job=plain, frames=frames, chunk_size=chunk_size, preview=preview, name=name)
+    if listed_chunks:
+        for part in chunks(frames, chunk_size):
+            if len(range_expression(part)) > MAX_PARAMETER_CHARS:
+                raise InputError(f"a chunk's frame list is longer than {MAX_PARAMETER_CHARS} characters",
+                                 "use a smaller --chunk-size or evenly spaced frames")
+    return FarmJob(job=plain, frames=frames, chunk_size=chunk_size, preview=preview, name=name,
+                   listed_chunks=listed_chunks)
 
 
 __all__ = ["FarmJob", "farm_job", "job_template", "parameter_values", "bundle_parameter_values", "asset_references",
