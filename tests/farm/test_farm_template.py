@@ -190,6 +190,19 @@ def test_depth_sequence_and_model_folders_are_path_parameters(clip, tmp_path):
     assert load(os.path.join(target, "parameters.yaml"))["DepthDir"] == os.path.dirname(depth)
 
 
+def test_a_depth_model_folder_is_a_path_parameter(clip, tmp_path):
+    models = str(tmp_path / "models" / "tiny")
+    target = str(tmp_path / "m")
+    assert cli.main(["farm", "template", clip, str(tmp_path / "o" / "x.####.exr"), "--depth-model", "tiny",
+                     "--depth-checkpoint", models, "--size", "8", "--focus-point", "4,4", "--out-dir", target]) == 0
+    template = load(os.path.join(target, "template.yaml"))
+    args = template["steps"][0]["script"]["actions"]["onRun"]["args"]
+    assert args[args.index("--depth-checkpoint") + 1] == "{{Param.ModelDir}}"
+    assert load(os.path.join(target, "parameters.yaml"))["ModelDir"] == models
+    model_dir = next(p for p in template["parameterDefinitions"] if p["name"] == "ModelDir")
+    assert (model_dir["type"], model_dir["objectType"], model_dir["dataFlow"]) == ("PATH", "DIRECTORY", "IN")
+
+
 # --------------------------------------------------------------------------- refusals
 @pytest.mark.parametrize("extra, needle", [
     (["--overwrite"], "tasks always resume"),
