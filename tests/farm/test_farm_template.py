@@ -207,6 +207,7 @@ def test_a_depth_model_folder_is_a_path_parameter(clip, tmp_path):
 @pytest.mark.parametrize("extra, needle", [
     (["--overwrite"], "tasks always resume"),
     (["--chunk-size", "0"], "chunk size"),
+    (["--listed-chunks", "--frames", "1-2000", "--chunk-size", "1"], "pass --chunk-size 2 or more"),
 ])
 def test_farm_template_refuses_with_what_to_do(clip, tmp_path, capsys, extra, needle):
     out = str(tmp_path / "out" / "p_dof.####.exr")

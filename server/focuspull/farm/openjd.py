@@ -37,6 +37,8 @@ from focuspull.errors import InputError
 SPECIFICATION_VERSION = "jobtemplate-2023-09"
 #: The longest value an OpenJD job parameter may hold (2023-09 schema).
 MAX_PARAMETER_CHARS = 1024
+#: The most values a task parameter's range may list (2023-09 schema).
+MAX_LISTED_CHUNKS = 1024
 RENDER_STEP, PREVIEW_STEP, CHUNK_PARAMETER = "Render", "Preview", "Frame"
 JOB_FILE_NAME = "job.json"
 DEFAULT_CHUNK_SIZE = 10
@@ -282,6 +284,11 @@ def farm_job(job, *, chunk_size: int = DEFAULT_CHUNK_SIZE, name: Optional[str] =
     if not name:
         raise InputError("the farm job name is empty", "pass --name, e.g. --name 'sh010 dof'")
     if listed_chunks:
+        count = len(chunks(frames, chunk_size))
+        if count > MAX_LISTED_CHUNKS:
+            raise InputError(f"{count} chunks of {chunk_size} frames; a task parameter lists at most "
+                             f"{MAX_LISTED_CHUNKS} values", f"pass --chunk-size {-(-len(frames) // MAX_LISTED_CHUNKS)} "
+                             "or more, or drop --listed-chunks")
         for part in chunks(frames, chunk_size):
             if len(range_expression(part)) > MAX_PARAMETER_CHARS:
                 raise InputError(f"a chunk's frame list is longer than {MAX_PARAMETER_CHARS} characters",
