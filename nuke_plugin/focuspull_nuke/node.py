@@ -251,6 +251,12 @@ def run(plan: Plan, progress, cancel: threading.Event | None = None) -> list[int
             if inband is not None:
                 write_new()  # frames that arrived before the cancel are complete: keep them
             raise
+        except KeyboardInterrupt:  # Ctrl-C in nuke -t: stop the server job too
+            try:
+                handle.cancel()
+            except FocuspullError:
+                pass
+            raise
         finally:
             stop.set()
             watcher.join(timeout=5 * _CANCEL_POLL_S + plan.settings.timeout_s)
