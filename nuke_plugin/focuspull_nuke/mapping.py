@@ -37,10 +37,13 @@ def _numeric(reader, spec: KnobSpec, index: int, frames, convert, path: str, bak
         raw = reader.value(spec.name)
         raw = raw[index] if isinstance(raw, (tuple, list)) else raw
         return convert(raw)
-    value, was_baked = to_keyframes(curve, frames, convert)
-    if isinstance(value, dict) and not spec.animatable:
+    if not spec.animatable:
+        values = {convert(curve.evaluate(f)) for f in frames}
+        if len(values) == 1:
+            return values.pop()  # keyed but flat over the range: one value, as the job takes
         raise JobSpecError(f"job field '{path}' is animated, but it takes one value for the whole range",
                            f"remove the animation of '{path}' (or keep it flat over the frames)", field=path)
+    value, was_baked = to_keyframes(curve, frames, convert)
     if was_baked and isinstance(value, dict):
         baked.append(spec.name)
     return value

@@ -111,6 +111,11 @@ def test_inband_when_the_server_cannot_see_the_cache_folder(fake_nuke, start_ser
         assert names == ["R", "G", "B", "A", "depth.Z"]  # written by the node's own EXR writer
         np.testing.assert_array_equal(got[..., :4], expected[f])
         np.testing.assert_array_equal(got[..., 4], px[f]["depth.Z"])
+    assert os.listdir(other) == []  # nothing went through the server's file system
+    monkeypatch.setenv("FOCUSPULL_TRANSFER", "path")  # by path only: the server says it cannot see the cache
+    n["blades"].setValue(5)
+    render(fake_nuke, n)
+    assert "outside the server roots" in n["status"].value(), n["status"].value()
 
 
 def test_cancel_mid_range_cancels_the_server_job_and_leaves_only_complete_frames(fake_nuke, start_server, tmp_path, monkeypatch):
@@ -131,6 +136,48 @@ def test_cancel_mid_range_cancels_the_server_job_and_leaves_only_complete_frames
     assert f"{len(names)} of 30 frame(s) complete" in status
     with srv.client() as c:
         assert [j["state"] for j in c.jobs()] == ["cancelled"]
+
+
+def test_the_nodes_cancel_knob_cancels_the_running_render(fake_nuke, start_server, tmp_path, monkeypatch):
+    from focuspull_nuke import node as fp
+
+    srv = start_server("--root", str(tmp_path / "cache"))
+    monkeypatch.setenv("FOCUSPULL_ENDPOINT", srv.endpoint)
+    n = make_node(fake_nuke, range(1, 31), h=64, w=96)
+    pressed = []
+    fake_nuke.ON_PROGRESS = lambda i: pressed.append(fp.on_cancel(n))
+    render(fake_nuke, n)
+    assert pressed[0] is True  # the knob found the running render
+    assert n["status"].value().startswith("cancelled:"), n["status"].value()
+    assert fp.on_cancel(n) is False  # nothing running any more
+    assert len(os.listdir(os.path.dirname(result_pattern(n)))) < 30
+
+
+def test_focus_on_the_matte_input(fake_nuke, start_server, tmp_path, monkeypatch):
+    from focuspull_nuke import node as fp
+
+    cache = tmp_path / "cache"
+    srv = start_server("--root", str(cache))
+    monkeypatch.setenv("FOCUSPULL_ENDPOINT", srv.endpoint)
+    n = make_node(fake_nuke, [1, 2])
+    n["focus_mode"].setValue("matte")
+    render(fake_nuke, n)  # no matte connected, none named: the error says which knob
+    assert "focus_matte knob" in n["status"].value(), n["status"].value()
+    alpha = np.zeros((24, 32), np.float32)
+    alpha[2:6, 20:30] = 1.0  # near the top: depth ~1.2 m there
+    matte = fake_nuke.fake_source("Roto1", {f: {"rgba.alpha": alpha} for f in (1, 2)}, 32, 24)
+    n.setInput(1, matte)
+    render(fake_nuke, n)
+    assert n["status"].value().startswith("2 frame(s) rendered"), n["status"].value()
+    _, names = read_exr(cache / "FocusPull1" / "input" / "plate.0001.exr")
+    assert "mask.a" in names  # the Copy put the matte's alpha there
+    job, _ = fp.knob_job(n)
+    assert job["focus"]["matte_channel"] == "mask.a"
+    job["input"] = {"pattern": str(cache / "FocusPull1" / "input" / "plate.####.exr")}
+    job["output"] = {**job.get("output", {}), "pattern": str(tmp_path / "direct" / "dof.####.exr")}
+    run_job(RenderJob.from_dict(job))
+    got, _ = read_exr(result_pattern(n).replace("####", "0001"))
+    np.testing.assert_array_equal(got, read_exr(tmp_path / "direct" / "dof.0001.exr")[0])
 
 
 def test_server_down_wrong_token_and_bad_knob_give_node_errors_in_knob_words(fake_nuke, start_server, monkeypatch):
@@ -192,17 +239,16 @@ n["center"].setValue(2.0)
 """
 
 
-def _nuke_t(tmp_path, endpoint, fstop=1.4, *extra):
+def _nuke_t(tmp_path, endpoint, fstop=1.4, *extra, timeout_s="20"):
     script = tmp_path / f"shot_{fstop}.py"
     script.write_text(SCRIPT.format(fstop=fstop))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOCUSPULL_")}
-    env.update(PYTHONPATH=os.pathsep.join([os.path.join(HERE, "fake"), HERE, os.path.join(REPO, "nuke_plugin"),
+    env.update(FAKE_NUKE_GUI="0", PYTHONPATH=os.pathsep.join([os.path.join(HERE, "fake"), HERE, os.path.join(REPO, "nuke_plugin"),
                                            os.path.join(REPO, "server")]),
-               FOCUSPULL_ENDPOINT=endpoint, FOCUSPULL_CACHE=str(tmp_path / "cache"), FOCUSPULL_TIMEOUT="1",
+               FOCUSPULL_ENDPOINT=endpoint, FOCUSPULL_CACHE=str(tmp_path / "cache"), FOCUSPULL_TIMEOUT=timeout_s,
                FOCUSPULL_PREFS=str(tmp_path / "none.json"))
-    fake_env = dict(env, **{"NUKE_FAKE_GUI": "0"})
     return subprocess.run([sys.executable, os.path.join(REPO, "nuke_plugin", "focuspull_render.py"), str(script),
-                           "FocusPull1", *extra], capture_output=True, text=True, env=fake_env, timeout=120)
+                           "FocusPull1", *extra], capture_output=True, text=True, env=env, timeout=120)
 
 
 def test_nuke_t_renders_a_range_and_exits_with_the_cli_codes(start_server, tmp_path):
@@ -214,5 +260,5 @@ def test_nuke_t_renders_a_range_and_exits_with_the_cli_codes(start_server, tmp_p
     assert "2 frame(s) rendered" in done.stderr
     bad = _nuke_t(tmp_path, srv.endpoint, 0.1)
     assert bad.returncode == EXIT_USAGE and "fstop knob must be" in bad.stderr, bad.stderr
-    down = _nuke_t(tmp_path, f"tcp://127.0.0.1:{free_port()}", 1.4)
+    down = _nuke_t(tmp_path, f"tcp://127.0.0.1:{free_port()}", 1.4, timeout_s="0.5")
     assert down.returncode == EXIT_FAILED and "no answer" in down.stderr, down.stderr

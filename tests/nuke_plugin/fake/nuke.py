@@ -12,8 +12,8 @@ Every call is appended to :data:`CALLS` as ``(name, args)``.
 """
 from __future__ import annotations
 
+import os
 import threading
-import types
 
 CALLS: list = []
 _lock = threading.Lock()
@@ -21,7 +21,7 @@ _lock = threading.Lock()
 # Interpolation constants (values are this stand-in's; code must use the names).
 SMOOTH, CONSTANT, LINEAR, CATMULL_ROM, CUBIC, HORIZONTAL, BREAK, USER_SET_SLOPE = 0, 1, 2, 3, 4, 5, 6, 0x10
 INVISIBLE = 0x400
-env = {"gui": True}
+env = {"gui": os.environ.get("FAKE_NUKE_GUI", "1") == "1"}  # nuke -t: "0"
 
 
 def _record(name, *args):
@@ -34,7 +34,7 @@ def calls(name):
 
 
 def reset():
-    global _root, _current, THIS_NODE, CANCEL_AFTER, PANEL_ANSWER
+    global _root, _current, THIS_NODE, CANCEL_AFTER, PANEL_ANSWER, ON_PROGRESS
     CALLS.clear()
     MAIN_QUEUE.clear()
     MESSAGES.clear()
@@ -48,6 +48,7 @@ def reset():
     THIS_NODE = None
     CANCEL_AFTER = None
     PANEL_ANSWER = None
+    ON_PROGRESS = None
 
 
 # -- animation ----------------------------------------------------------------------------------------
@@ -353,6 +354,7 @@ def execute(write, first, last, incr=1):
 
 
 # -- progress, threads, messages, menus, panels ------------------------------------------------------------
+ON_PROGRESS = None  # test hook: called with each progress value > 0 (e.g. to press the node's Cancel)
 CANCEL_AFTER = None  # report Cancel once this many progress updates with done > 0 were made
 MAIN_QUEUE: list = []
 MESSAGES: list = []
@@ -370,6 +372,8 @@ class ProgressTask:
         self.progress = i
         if i > 0:
             self.updates += 1
+            if ON_PROGRESS is not None:
+                ON_PROGRESS(i)
 
     def setMessage(self, text):
         _record("ProgressTask.setMessage", text)
