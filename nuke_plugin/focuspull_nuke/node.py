@@ -19,6 +19,7 @@ order on one thread and :func:`render_batch` returns the ``focuspull`` command's
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -42,6 +43,8 @@ from focuspull_nuke.mapping import job_from_knobs
 EXTRA_KNOBS = ("status", "first_frame", "last_frame", "render", "cancel", "check_server", "send_to_farm", "fp_key")
 _running: dict[str, threading.Event] = {}  # node name -> its Cancel flag, while a render runs
 _CANCEL_POLL_S = 0.1
+#: In-band frames per server job (fewer when the frames are big; see _inband_chunks).
+INBAND_CHUNK_FRAMES = 4
 
 
 # -- creating the node ------------------------------------------------------------------------
@@ -137,7 +140,13 @@ def prepare(node, settings: settings_mod.Settings) -> Plan:
     os.makedirs(os.path.dirname(in_pattern), exist_ok=True)
     frames = job["frames"]
     with_matte = job.get("focus", {}).get("matte_channel") == host.MATTE_CHANNEL
-    host.render_input(node, in_pattern, frames[0], frames[-1], with_matte)
+    try:
+        host.render_input(node, in_pattern, frames[0], frames[-1], with_matte)
+    except RuntimeError as exc:  # what nuke.execute raises: a cancelled or failed render
+        if "cancel" in str(exc).lower():
+            raise Cancelled("rendering the node's input was cancelled", "press Render again") from None
+        raise InputError(f"rendering the node's input for frames {frames[0]}-{frames[-1]} failed: {exc}",
+                         "check that the img input is connected and has every frame of the range") from None
     digests = {}
     for f in frames:
         path = cache.frame_path(in_pattern, f)
@@ -158,11 +167,11 @@ def _client(settings: settings_mod.Settings, timeout_s: float | None = None, ret
                   timeout_s=timeout_s or settings.timeout_s, retries=retries)
 
 
-def _inband_frames(plan: Plan) -> tuple[dict, dict]:
-    """The missing frames' pixels from the cache's input EXRs: ({frame: arrays}, windows)."""
+def _inband_frames(plan: Plan, frames) -> tuple[dict, dict]:
+    """Pixels of ``frames`` from the cache's input EXRs: ({frame: arrays}, {frame: window})."""
     depth_name = plan.job.get("depth", {}).get("channel")
     table, windows = {}, {}
-    for f in plan.missing:
+    for f in frames:
         path = cache.frame_path(plan.job["input"]["pattern"], f)
         img = read_exr(path)
         names = set(img.channels)
@@ -178,13 +187,29 @@ def _inband_frames(plan: Plan) -> tuple[dict, dict]:
     return table, windows
 
 
-def _inband_job(plan: Plan) -> dict:
+def _inband_job(plan: Plan, frames) -> dict:
     job = copy.deepcopy(plan.job)
-    job["frames"] = list(plan.missing)
+    job["frames"] = list(frames)
     job["input"]["pattern"] = None
     job["output"].update(pattern=None, resume=False, preview=None)
     job.setdefault("depth", {})["channel"] = None
     return job
+
+
+def _inband_chunks(plan: Plan, limit_bytes: int | None) -> list[list[int]]:
+    """In-band results come back when a job ends, so the range goes in chunks (a cancel keeps
+    the finished chunks, and no message outgrows the server's limit).  A temporal stage
+    (stabilise, focus smoothing, tracking) sees only the frames of its job: then one job."""
+    job = plan.job
+    temporal = (job.get("depth", {}).get("stabilise_window") or job.get("focus", {}).get("smoothing_window")
+                or job.get("focus", {}).get("track_from_frame") is not None)
+    if temporal:
+        return [list(plan.missing)]
+    first = read_exr(cache.frame_path(job["input"]["pattern"], plan.missing[0]))
+    dx0, dy0, dx1, dy1 = first.display_window
+    frame_bytes = (dx1 - dx0 + 1) * (dy1 - dy0 + 1) * 5 * 4  # rgba + depth, float32
+    size = max(1, min(INBAND_CHUNK_FRAMES, (limit_bytes or 2**31) // (2 * frame_bytes)))
+    return [plan.missing[i:i + size] for i in range(0, len(plan.missing), size)]
 
 
 def _write_result(plan: Plan, frame: int, pixels: np.ndarray, depth, window) -> None:
@@ -196,26 +221,55 @@ def _write_result(plan: Plan, frame: int, pixels: np.ndarray, depth, window) -> 
               half=plan.job.get("output", {}).get("half", True), display_window=window)
 
 
-def _watch_cancel(plan: Plan, job_id: str, progress, cancel: threading.Event, stop: threading.Event) -> None:
-    """Poll the ProgressTask's Cancel (and the node's) and cancel the server job, over its own socket."""
-    while not stop.wait(_CANCEL_POLL_S):
-        if cancel.is_set() or progress.cancelled():
+@contextlib.contextmanager
+def _cancel_watch(plan: Plan, job_id: str, progress, cancel: threading.Event):
+    """While the block runs, a watcher polls the ProgressTask's Cancel (and the node's Cancel
+    knob) and cancels the server job over its own socket (a socket belongs to one thread)."""
+    stop = threading.Event()
+
+    def watch():
+        while not stop.wait(_CANCEL_POLL_S):
+            if cancel.is_set() or progress.cancelled():
+                cancel.set()
+                try:
+                    with _client(plan.settings, retries=0) as c:
+                        c.cancel(job_id)
+                except FocuspullError:
+                    pass  # finished meanwhile, or the server is gone: the worker reports it
+                return
+
+    watcher = threading.Thread(target=watch, name=f"focuspull-cancel-{plan.name}", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join(timeout=5 * _CANCEL_POLL_S + plan.settings.timeout_s)
+
+
+def _follow(plan: Plan, handle, progress, cancel, done_before: int = 0) -> None:
+    """Progress events of one server job into the ProgressTask, until the job ends."""
+    total = len(plan.missing)
+    with _cancel_watch(plan, handle.id, progress, cancel):
+        try:
+            for event in handle:
+                done = done_before + int(event["done"])
+                progress.update(int(100 * done / max(1, total)), f"frame {event['frame']} ({done}/{total})")
+        except KeyboardInterrupt:  # Ctrl-C in nuke -t: stop the server job too
             try:
-                with _client(plan.settings, retries=0) as c:
-                    c.cancel(job_id)
+                handle.cancel()
             except FocuspullError:
-                pass  # finished meanwhile, or the server is gone: the worker reports it
-            return
+                pass
+            raise
 
 
 def run(plan: Plan, progress, cancel: threading.Event | None = None) -> list[int]:
     """Render ``plan.missing`` on the server; returns the frames rendered.  Any thread."""
     cancel = cancel or threading.Event()
     transfer = plan.settings.transfer
-    inband = windows = None
     with _client(plan.settings) as client:
-        client.hello(f"nuke:{plan.name}")
-        handle = None
+        info = client.hello(f"nuke:{plan.name}")
+        progress.update(0, f"{len(plan.missing)} frame(s) queued on {plan.settings.endpoint}")
         if transfer in ("auto", "path"):
             job = copy.deepcopy(plan.job)
             job["frames"] = list(plan.missing)
@@ -224,43 +278,21 @@ def run(plan: Plan, progress, cancel: threading.Event | None = None) -> list[int
             except PathPolicyError:
                 if transfer == "path":
                     raise
-        if handle is None:  # the server cannot see the cache folder: pixels travel in-band
-            inband, windows = _inband_frames(plan)
-            handle = client.submit(_inband_job(plan), inband=inband)
-        stop = threading.Event()
-        watcher = threading.Thread(target=_watch_cancel, args=(plan, handle.id, progress, cancel, stop),
-                                   name=f"focuspull-cancel-{plan.name}", daemon=True)
-        watcher.start()
-        written: set[int] = set()
-
-        def write_new():
-            for f, pixels in list(handle.frames.items()):
-                if f not in written:
-                    _write_result(plan, f, pixels, inband[f]["depth"], windows[f])
-                    written.add(f)
-        try:
-            progress.update(0, f"{len(plan.missing)} frame(s) queued on {plan.settings.endpoint}")
-            for event in handle:
-                if inband is not None:
-                    write_new()
-                progress.update(int(100 * event["done"] / max(1, event["total"])),
-                                f"frame {event['frame']} ({event['done']}/{event['total']})")
-            if inband is not None:
-                write_new()
-        except Cancelled:
-            if inband is not None:
-                write_new()  # frames that arrived before the cancel are complete: keep them
-            raise
-        except KeyboardInterrupt:  # Ctrl-C in nuke -t: stop the server job too
-            try:
-                handle.cancel()
-            except FocuspullError:
-                pass
-            raise
-        finally:
-            stop.set()
-            watcher.join(timeout=5 * _CANCEL_POLL_S + plan.settings.timeout_s)
-        return sorted(handle.rendered or [])
+            else:
+                _follow(plan, handle, progress, cancel)
+                return sorted(handle.rendered or [])
+        # The server cannot see the cache folder: the pixels travel in-band, chunk by chunk.
+        rendered: list[int] = []
+        for chunk in _inband_chunks(plan, info.get("limits", {}).get("max_message_bytes")):
+            if cancel.is_set():
+                raise Cancelled("cancelled between chunks", "finished frames are in the cache")
+            inband, windows = _inband_frames(plan, chunk)
+            handle = client.submit(_inband_job(plan, chunk), inband=inband)
+            _follow(plan, handle, progress, cancel, done_before=len(rendered))
+            for f, pixels in handle.frames.items():  # a whole chunk, written frame by frame
+                _write_result(plan, f, pixels, inband[f]["depth"], windows[f])
+            rendered += handle.rendered or []
+        return sorted(rendered)
 
 
 # -- errors in knob words ----------------------------------------------------------------------------
@@ -298,7 +330,7 @@ def _finish(node, plan: Plan, rendered: list, baked_note: bool = True) -> None:
 
 
 # -- knob commands ------------------------------------------------------------------------------------
-def on_render(node=None, wait: bool = False):
+def on_render(node=None):
     """The Render knob.  Returns the worker thread (None when nothing had to render)."""
     node = node or host.this_node()
     name = host.node_name(node)

@@ -16,6 +16,7 @@ import pytest
 from focuspull.commands.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from focuspull.pipeline.run import run_job
 from focuspull.spec.job import RenderJob
+from focuspull_nuke.node import INBAND_CHUNK_FRAMES
 from nuke_helpers import make_node
 from test_service_support import free_port, start_server  # noqa: F401 (fixture)
 
@@ -118,12 +119,18 @@ def test_inband_when_the_server_cannot_see_the_cache_folder(fake_nuke, start_ser
     assert "outside the server roots" in n["status"].value(), n["status"].value()
 
 
-def test_cancel_mid_range_cancels_the_server_job_and_leaves_only_complete_frames(fake_nuke, start_server, tmp_path, monkeypatch):
-    cache = tmp_path / "cache"
-    srv = start_server("--root", str(cache))
+@pytest.mark.parametrize("transfer", ["path", "inband"])
+def test_cancel_mid_range_cancels_the_server_job_and_leaves_only_complete_frames(
+        fake_nuke, start_server, tmp_path, monkeypatch, transfer):
+    root = tmp_path / ("cache" if transfer == "path" else "elsewhere")
+    root.mkdir(exist_ok=True)
+    srv = start_server("--root", str(root))
+    monkeypatch.setenv("FOCUSPULL_TRANSFER", transfer)
     monkeypatch.setenv("FOCUSPULL_ENDPOINT", srv.endpoint)
     n = make_node(fake_nuke, range(1, 31), h=64, w=96)
-    fake_nuke.CANCEL_AFTER = 1  # the user presses Cancel once the first frame is in
+    # The user presses Cancel once the first frame is in; in-band results come back per job
+    # (chunks of INBAND_CHUNK_FRAMES), so there Cancel comes in the second chunk.
+    fake_nuke.CANCEL_AFTER = 1 if transfer == "path" else INBAND_CHUNK_FRAMES + 1
     render(fake_nuke, n)
     status = n["status"].value()
     assert status.startswith("cancelled:"), status
@@ -135,7 +142,12 @@ def test_cancel_mid_range_cancels_the_server_job_and_leaves_only_complete_frames
         assert read_exr(os.path.join(out, x))[0].shape == (64, 96, 5)
     assert f"{len(names)} of 30 frame(s) complete" in status
     with srv.client() as c:
-        assert [j["state"] for j in c.jobs()] == ["cancelled"]
+        states = [j["state"] for j in c.jobs()]
+    if transfer == "path":
+        assert states == ["cancelled"]
+    else:  # whole chunks kept: the first finished, the one running when Cancel came was cancelled
+        assert len(names) % INBAND_CHUNK_FRAMES == 0 and states[0] == "done" and "cancelled" in states, states
+        assert all(s == "done" for s in states[:-1])
 
 
 def test_the_nodes_cancel_knob_cancels_the_running_render(fake_nuke, start_server, tmp_path, monkeypatch):
@@ -211,6 +223,13 @@ def test_server_down_wrong_token_and_bad_knob_give_node_errors_in_knob_words(fak
     n["blades"].setValue(2)
     render(fake_nuke, n)
     assert "blades knob is 2" in n["status"].value(), n["status"].value()
+
+
+def test_an_input_that_cannot_render_the_range_is_a_node_error(fake_nuke):
+    n = make_node(fake_nuke, [1, 2, 3], first=1, last=5)  # the plate has no frames 4 and 5
+    render(fake_nuke, n)
+    status = n["status"].value()
+    assert "rendering the node's input for frames 1-5 failed" in status and "no frame 4" in status, status
 
 
 def test_send_to_farm_writes_the_range_job(fake_nuke, tmp_path):
