@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 from focuspull.spec.job import RenderJob
 
-from focuspull_nuke.exr import read_exr
+from focuspull_nuke.exr import pixel_digest  # noqa: F401 - the cache's frame digest
 
 INPUT_NAME = "plate.####.exr"
 OUTPUT_NAME = "dof.####.exr"
@@ -43,16 +43,6 @@ def output_pattern(root: str, node_name: str, key: str) -> str:
 
 def frame_path(pattern: str, frame: int) -> str:
     return pattern.replace("####", f"{frame:04d}")
-
-
-def pixel_digest(path: str) -> str:
-    """A hash of a frame's pixels and channel names (not its header: Nuke stamps times there)."""
-    img = read_exr(path)
-    h = hashlib.sha256(repr((img.data_window, img.display_window)).encode())
-    for name in sorted(img.channels):
-        h.update(name.encode() + b"\0")
-        h.update(img.channels[name].tobytes())
-    return h.hexdigest()
 
 
 def render_key(job: Mapping, digests: Mapping[int, str]) -> str:

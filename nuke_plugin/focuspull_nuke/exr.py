@@ -15,6 +15,7 @@ says which Write setting to use.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import struct
 import tempfile
@@ -97,8 +98,9 @@ def _channels(raw: bytes):
 def _unpredict(raw: np.ndarray) -> bytes:
     """Undo the ZIP/RLE byte predictor (t[i] = t[i-1] + d[i] - 128) and the split of
     even / odd bytes into two halves."""
-    t = (np.cumsum(raw.astype(np.int64) - 128) + 128) & 0xFF  # first byte is stored as is
-    t = t.astype(np.uint8)
+    d = raw - np.uint8(128)  # wraps mod 256, as the predictor does
+    d[0] = raw[0]  # the first byte is stored as is
+    t = np.cumsum(d, dtype=np.uint8)  # uint8 arithmetic wraps mod 256
     half = (t.size + 1) // 2
     out = np.empty_like(t)
     out[0::2], out[1::2] = t[:half], t[half:]
@@ -149,26 +151,49 @@ def read_exr(path: str) -> ExrImage:
     line_bytes = sum(_PIXEL_TYPES[p].itemsize for _, p, _, _ in chans) * width
     blocks = (height + lines_per_block - 1) // lines_per_block
     offsets = struct.unpack_from(f"<{blocks}Q", buf, pos)
-    planes = {name: np.empty((height, width), np.float32) for name, _, _, _ in chans}
+    lines = np.empty((height, line_bytes), np.uint8)  # every scanline, channels side by side
     for offset in offsets:
         y, size = struct.unpack_from("<ii", buf, offset)
         data = buf[offset + 8:offset + 8 + size]
         row0 = y - dw[1]
         rows = min(lines_per_block, height - row0)
         expected = rows * line_bytes
+        if row0 < 0 or rows < 1:
+            raise ExrError(f"{path}: a block starts at line {y}, outside the data window", "render the frame again")
         if comp != "none" and size < expected:
             data = _undo_zip(data, expected) if comp in ("zip", "zips") else _undo_rle(data, expected)
         if len(data) != expected:
             raise ExrError(f"{path}: block at line {y} holds {len(data)} bytes, expected {expected} "
                            "(truncated file?)", "render the frame again")
-        at = 0
-        for r in range(rows):
-            for name, ptype, _, _ in chans:
-                dt = _PIXEL_TYPES[ptype]
-                n = width * dt.itemsize
-                planes[name][row0 + r] = np.frombuffer(data, dt, width, at)
-                at += n
+        lines[row0:row0 + rows] = np.frombuffer(data, np.uint8).reshape(rows, line_bytes)
+    planes, at = {}, 0
+    for name, ptype, _, _ in chans:  # within a line: each channel's row, in chlist order
+        dt = _PIXEL_TYPES[ptype]
+        n = width * dt.itemsize
+        planes[name] = np.ascontiguousarray(lines[:, at:at + n]).view(dt).astype(np.float32)
+        at += n
     return ExrImage(planes, tuple(dw), tuple(disp))
+
+
+def pixel_digest(path: str) -> str:
+    """A hash of a scanline EXR's pixels as stored (the chunks) with its channel list, windows
+    and compression, without decoding: header attributes such as times or the writer's
+    name do not change it.  Same pixels written the same way = same digest."""
+    with open(path, "rb") as fh:
+        buf = fh.read()
+    attrs, pos = _read_header(buf, path)
+    h = hashlib.sha256()
+    for key in ("channels", "compression", "dataWindow", "displayWindow", "lineOrder"):
+        if key not in attrs:
+            raise ExrError(f"{path} lacks the required EXR attribute {key}", _HINT)
+        h.update(key.encode() + b"\0" + attrs[key][1])
+    dw = struct.unpack("<4i", attrs["dataWindow"][1])
+    comp = attrs["compression"][1][0]
+    if comp not in _COMPRESSIONS:
+        raise ExrError(f"{path} uses EXR compression #{comp}; this reader takes none, RLE, ZIPS and ZIP", _HINT)
+    blocks = (dw[3] - dw[1] + 1 + _COMPRESSIONS[comp][1] - 1) // _COMPRESSIONS[comp][1]
+    h.update(memoryview(buf)[pos + 8 * blocks:])  # the chunks, not the offset table
+    return h.hexdigest()
 
 
 def _attr(name: str, kind: str, value: bytes) -> bytes:

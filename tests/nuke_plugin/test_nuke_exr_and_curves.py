@@ -84,3 +84,27 @@ def test_linear_keys_are_kept_and_anything_nuke_evaluates_differently_is_baked()
     value, baked = to_keyframes(smooth, range(2, 4), convert=lambda v: 10 - v)
     animated = Animated.from_value(value)
     assert baked and [animated.value_at(f) for f in (1, 2, 3, 4)] == [10 - f ** 0.5 for f in (1, 2, 3, 4)]
+
+
+def _oiio_write(path, px, software):
+    spec = oiio.ImageSpec(px.shape[1], px.shape[0], px.shape[2], oiio.FLOAT)
+    spec.channelnames = ("R", "G", "B", "A", "depth.Z")
+    spec.attribute("compression", "zips")
+    spec.attribute("Software", software)  # a header stamp, as Nuke writes times and versions
+    out = oiio.ImageOutput.create(str(path))
+    assert out.open(str(path), spec)
+    out.write_image(px)
+    out.close()
+
+
+def test_the_cache_digest_follows_the_pixels_not_the_header(tmp_path):
+    from focuspull_nuke.exr import pixel_digest
+
+    px = np.random.default_rng(5).random((16, 20, 5)).astype(np.float32)
+    _oiio_write(tmp_path / "a.exr", px, "Nuke 15.0v4 at 10:00")
+    _oiio_write(tmp_path / "b.exr", px, "Nuke 15.0v4 at 11:30, a longer header")
+    assert (tmp_path / "a.exr").read_bytes() != (tmp_path / "b.exr").read_bytes()
+    assert pixel_digest(str(tmp_path / "a.exr")) == pixel_digest(str(tmp_path / "b.exr"))
+    px[7, 3, 4] += 0.5  # one depth sample
+    _oiio_write(tmp_path / "c.exr", px, "Nuke 15.0v4 at 10:00")
+    assert pixel_digest(str(tmp_path / "c.exr")) != pixel_digest(str(tmp_path / "a.exr"))
