@@ -13,7 +13,7 @@ nuke.toolbar(name).addCommand(path, command)        nuke.toolbar, nuke.ToolBar (
 nuke.createNode("Group", inpanel=False)             nuke.createNode
 Group.begin() / Group.end()                         nuke.Group
 nuke.nodes.Input/Copy/Write/Read/Output(**knobs)    nuke.nodes
-Node.setInput(i, node) / input(i) / setName         nuke.Node
+Node.setInput(i, node) / input(i) / setName / name  nuke.Node
 Node.addKnob, Node.knob(name), node[name]           nuke.Node
 Node.format().height()                              nuke.Node (format), nuke.Format
 nuke.Tab_Knob / Text_Knob / Double_Knob /           nuke.Tab_Knob, nuke.Text_Knob, nuke.Double_Knob,
@@ -21,7 +21,8 @@ nuke.Tab_Knob / Text_Knob / Double_Knob /           nuke.Tab_Knob, nuke.Text_Kno
   String_Knob / File_Knob / XY_Knob / PyScript_Knob   nuke.Enumeration_Knob, nuke.String_Knob,
                                                       nuke.File_Knob, nuke.XY_Knob (17.1),
                                                       nuke.PyScript_Knob (132)
-Knob.setTooltip / setRange / setValue / setFlag     nuke.Knob, nuke.Array_Knob (setRange)
+Knob.setTooltip / setRange / setValue / setFlag     nuke.Knob, nuke.Array_Knob (setRange);
+  (nuke.INVISIBLE)                                    nuke.Text_Knob (setValue)
 Knob.value() / Knob.isAnimated()                    nuke.Knob, nuke.Array_Knob
 Array_Knob.animation(i) -> AnimationCurve|None      nuke.XY_Knob (animation), nuke.Array_Knob
 AnimationCurve.keys() / evaluate(t)                 nuke.AnimationCurve

@@ -281,3 +281,40 @@ def test_nuke_t_renders_a_range_and_exits_with_the_cli_codes(start_server, tmp_p
     assert bad.returncode == EXIT_USAGE and "fstop knob must be" in bad.stderr, bad.stderr
     down = _nuke_t(tmp_path, f"tcp://127.0.0.1:{free_port()}", 1.4, timeout_s="0.5")
     assert down.returncode == EXIT_FAILED and "no answer" in down.stderr, down.stderr
+
+
+def test_ctrl_c_in_nuke_t_cancels_the_server_job_and_exits_130(start_server, tmp_path):
+    import signal
+
+    # A vanished client would be noticed only after 600 s: a cancelled job here was cancelled by the node.
+    srv = start_server("--root", str(tmp_path / "cache"), "--client-timeout-s", "600")
+    script = tmp_path / "long.py"
+    script.write_text(SCRIPT.format(fstop=1.4).replace("plate([1, 2, 3])", "plate(range(1, 41), 64, 96)")
+                      .replace("32, 24)", "96, 64)").replace('setValue(3)', 'setValue(40)'))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOCUSPULL_")}
+    env.update(FAKE_NUKE_GUI="0", FOCUSPULL_ENDPOINT=srv.endpoint, FOCUSPULL_CACHE=str(tmp_path / "cache"),
+               FOCUSPULL_PREFS=str(tmp_path / "none.json"), FOCUSPULL_TIMEOUT="20",
+               PYTHONPATH=os.pathsep.join([os.path.join(HERE, "fake"), HERE, os.path.join(REPO, "nuke_plugin"),
+                                           os.path.join(REPO, "server")]))
+    proc = subprocess.Popen([sys.executable, os.path.join(REPO, "nuke_plugin", "focuspull_render.py"), str(script),
+                             "FocusPull1"], stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for line in proc.stderr:  # wait for the first finished frame, then press Ctrl-C
+            if line.startswith("focuspull:") and "frame " in line:
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stderr.read()
+        assert proc.wait(60) == 130, rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "interrupted" in rest
+    import time
+
+    with srv.client() as c:
+        deadline = time.monotonic() + 60
+        while c.jobs()[0]["state"] == "running" and time.monotonic() < deadline:
+            time.sleep(0.1)  # the worker sees the cancel between frames
+        jobs = c.jobs()
+    assert [j["state"] for j in jobs] == ["cancelled"] and jobs[0]["done"] < 40, jobs
