@@ -23,7 +23,7 @@ nuke.Tab_Knob / Text_Knob / Double_Knob /           nuke.Tab_Knob, nuke.Text_Kno
                                                       nuke.PyScript_Knob (132)
 Knob.setTooltip / setRange / setValue / setFlag     nuke.Knob, nuke.Array_Knob (setRange);
   (nuke.INVISIBLE)                                    nuke.Text_Knob (setValue)
-Knob.value() / Knob.isAnimated()                    nuke.Knob, nuke.Array_Knob
+Knob.value() / isAnimated() / Class()               nuke.Knob, nuke.Array_Knob
 Array_Knob.animation(i) -> AnimationCurve|None      nuke.XY_Knob (animation), nuke.Array_Knob
 AnimationCurve.keys() / evaluate(t)                 nuke.AnimationCurve
 AnimationKey.x / .y / .interpolation                nuke.AnimationKey (160); nuke.LINEAR etc.
