@@ -455,7 +455,7 @@ class _TextProgress:
 
 def render_batch(node_name: str, first: int | None = None, last: int | None = None) -> int:
     """Render a FocusPull node's range in this process (``nuke -t``); the CLI's exit codes."""
-    from focuspull.commands.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+    from focuspull.commands.outcome import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
     node = host.find_node(node_name)
     if node is None:
