@@ -166,6 +166,6 @@ print('OURS', ours)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout
     ours = eval(out.stdout.split("OURS ", 1)[1])
-    allowed = ("focuspull.client", "focuspull.protocol", "focuspull.errors", "focuspull.spec",
+    allowed = ("focuspull.client", "focuspull.protocol", "focuspull.errors", "focuspull.spec", "focuspull.exr_lite",
                "focuspull.commands", "focuspull.commands.outcome")
     assert ours and all(m.startswith(allowed) and not m.startswith("focuspull.io") for m in ours), ours
