@@ -53,6 +53,8 @@ _AGAIN = "render or write the frame again"
 class ExrError(InputError):
     """An EXR this codec cannot read or write; ``message`` says what is wrong, ``hint`` what to change."""
 
+    code = "bad_exr"
+
 
 @dataclass
 class ExrImage:

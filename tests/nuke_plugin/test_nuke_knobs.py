@@ -14,7 +14,9 @@ from focuspull.spec.fields import DEPTH_MATHS, FIELDS, Field, field_info
 from focuspull.spec.job import RenderJob
 from nuke_helpers import make_node
 
-from conftest import HERE, REPO
+# Not ``from conftest import``: with tests/resolve_script in the same run, ``conftest`` may be that one.
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 
 PLUGIN = os.path.join(REPO, "nuke_plugin")
 
