@@ -204,7 +204,7 @@ def test_focus_disparity_help_says_what_the_number_is_per_depth_math(capsys, mon
     assert "depth-map value" not in text
 
 
-@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "--device cpu")])
+@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "set --device to cpu")])
 def test_unusable_device_exits_2_with_a_hint(tmp_path, capsys, device, hint):
     import torch
 
@@ -234,7 +234,7 @@ def test_render_end_to_end_refuse_then_resume(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["r.0001.exr", "r.0002.exr", "r.0003.exr"]
     again = focuspull("render", pattern, out, "--fstop", "2", "--focus-distance", "1.5")
     assert again.returncode == 2
-    assert "already exist" in again.stderr and "1-3" in again.stderr and "hint: pass --resume" in again.stderr
+    assert "already exist" in again.stderr and "1-3" in again.stderr and "hint: use --resume" in again.stderr
     resumed = focuspull("render", pattern, out, "--fstop", "2", "--focus-distance", "1.5", "--resume")
     assert resumed.returncode == 0 and "skipped 3" in resumed.stdout
 

@@ -45,7 +45,7 @@ def run_command(module, args: argparse.Namespace) -> int:
     try:
         return int(module.run(args) or 0)
     except Cancelled as exc:
-        error(exc.message, exc.hint)
+        error(*in_cli_words(exc))
         return EXIT_INTERRUPTED
     except (InputError, ModelError, PathPolicyError) as exc:
         error(*in_cli_words(exc))

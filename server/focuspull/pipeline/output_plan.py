@@ -77,8 +77,8 @@ def plan_output(job: RenderJob, clip, frames: list[int], names: list[str]) -> tu
     if not job.output.resume:
         raise InputError(f"{len(existing)} output frame{'s' if len(existing) > 1 else ''} already "
                          f"exist: {job.output.pattern} frames {format_frame_ranges(existing)}",
-                         "pass --resume to keep finished frames and render the rest, "
-                         "or --overwrite to replace them")
+                         "use 'output.resume' to keep finished frames and render the rest, "
+                         "or 'output.overwrite' to replace them", field="output.resume")
     shape = (clip.height, clip.width, len(names))
     # An EXR of another render (other lens, the setup view...) is not a finished frame of this one.
     same_render = {FINGERPRINT_KEY: job.fingerprint()} if is_exr(job.output.pattern) else None
@@ -96,11 +96,11 @@ def check_preview_target(job: RenderJob) -> None:
         os.makedirs(preview_dir, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the preview directory {preview_dir}: {exc.strerror}",
-                         "pass --preview in a writable directory") from None
+                         "give 'output.preview' a path in a writable directory", field="output.preview") from None
     if os.path.exists(preview) and not (job.output.overwrite or job.output.resume):
         raise InputError(f"the preview {preview} already exists",
-                         "pass --overwrite to replace it, --resume to rebuild it over the whole range, "
-                         "or another --preview path")
+                         "use 'output.overwrite' to replace it, 'output.resume' to rebuild it over "
+                         "the whole range, or give another 'output.preview' path", field="output.preview")
 
 
 def is_exr(path: Optional[str]) -> bool:

@@ -112,7 +112,8 @@ class _Disparity:
                              f"{self.clip.width} x {self.clip.height}", "give every depth frame the image size")
         if not np.isfinite(disparity).all():
             raise DepthError(f"frame {frame}: disparity has {int((~np.isfinite(disparity)).sum())} "
-                             "non-finite pixels", "fix the depth of that frame, or pass --bad-depth far")
+                             "non-finite pixels", "fix the depth of that frame, or set 'depth.bad_depth' to far",
+                             field="depth.bad_depth")
         return disparity
 
     def _estimate(self, frame: int) -> np.ndarray:
@@ -164,7 +165,7 @@ class _Focus:
             if start not in index:
                 raise InputError(f"the focus point is picked on frame {start}, which is not in the clip "
                                  f"({format_frame_ranges(self.clip.clip_frames)})",
-                                 "pick the point on a frame of the input (--focus-point X,Y@FRAME)")
+                                 "pick the point on a frame of the input", field="focus.track_from_frame")
             # Track over every clip frame between the pick and the frames needed, so the
             # position at t does not depend on where a chunk starts.
             a, b = min(index[start], lo), max(index[start], hi)
@@ -212,7 +213,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                            "set input.pattern (e.g. shot.####.exr) or send the frames with the job")
     if job.depth.depth_math == "direct" and job.depth.stabilise_window > 0:
         raise JobSpecError("depth stabilisation needs depth, but depth_math is 'direct' (a CoC pass)",
-                           "drop --stabilise for a direct CoC channel")
+                           "set 'depth.stabilise_window' to 0 for a direct CoC channel",
+                           field="depth.stabilise_window")
     clip = InbandClip(job, inband) if inband is not None else DiskClip(job)
     frames = list(clip.frames)
     check_no_clobber(job, clip, frames)
@@ -253,7 +255,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                 continue
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
-                                "finished frames are complete on disk; run again with --resume")
+                                "finished frames are complete on disk; render again using 'output.resume'", field="output.resume")
             image = render(frame, clip, disparity, focus)
             path = None
             if out is not None:
@@ -315,7 +317,7 @@ def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[],
                                   cancelled=cancelled)
         except Cancelled:
             raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
-                            "finished frames are complete on disk; run again with --resume") from None
+                            "finished frames are complete on disk; render again using 'output.resume'", field="output.resume") from None
         return np.asarray(rendered, dtype=np.float32)
 
     return render
@@ -328,18 +330,19 @@ def _check_device(name: str) -> None:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
-        raise InputError(f"unknown device {name!r}", "pass --device cpu, cuda or cuda:N") from None
+        raise InputError(f"unknown device {name!r}", "set 'device' to cpu, cuda or cuda:N", field="device") from None
     if device.type == "cpu":
         return
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(f"device {name!r}: CUDA is not available on this machine",
-                             "use --device cpu (or run on a machine with an NVIDIA GPU)")
+                             "set 'device' to cpu (or run on a machine with an NVIDIA GPU)", field="device")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise InputError(f"device {name!r}: this machine has {count} CUDA device{'s' if count != 1 else ''}",
-                             f"pass --device cuda:0 .. cuda:{count - 1}, or --device cpu")
+                             f"set 'device' to cuda:0 .. cuda:{count - 1}, or cpu", field="device")
         return
     if device.type == "mps" and torch.backends.mps.is_available():
         return
-    raise InputError(f"device {name!r} is not supported here", "pass --device cpu, cuda or cuda:N")
+    raise InputError(f"device {name!r} is not supported here", "set 'device' to cpu, cuda or cuda:N",
+                     field="device")
