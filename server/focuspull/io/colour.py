@@ -204,6 +204,35 @@ def colour_setup(config: str | None = None, working: str | None = None, display:
     return Colour(path, working_space, chosen_display, chosen_view)
 
 
+def space_from_header(metadata: dict | None, colour: Colour) -> str | None:
+    """The colour space an EXR header states (``colorInteropID``, else ``chromaticities``
+    matched against the config's linear spaces); ``"linear"`` when that is the working
+    space; None when the header says nothing (or names a space the config lacks)."""
+    from focuspull.io.metadata import attribute  # noqa: PLC0415
+
+    interop = attribute(metadata, "colorInteropID")
+    if interop:
+        try:
+            space = resolve_space(colour.config, str(interop))
+        except InputError:
+            space = None
+        if space is not None:
+            return "linear" if space == colour.working else space
+    chromaticities = attribute(metadata, "chromaticities")
+    if chromaticities is None or len(chromaticities) != 8:
+        return None
+    wanted = np.asarray(chromaticities, np.float64)
+    ocio = colour.ocio
+    candidates = [colour.working] + [s for s in ocio.getColorSpaceNames() if s != colour.working]
+    for space in candidates:
+        if not ocio.isColorSpaceLinear(space):
+            continue
+        value = ocio.get_chromaticities(space)
+        if value is not None and np.allclose(np.asarray(value, np.float64), wanted, atol=2e-3):
+            return "linear" if space == colour.working else space
+    return None
+
+
 def to_linear(arr, name: str, colour: Colour | None = None) -> np.ndarray:
     """Colour encoded in space ``name`` -> scene-linear working space (float32, not clipped)."""
     return (colour or colour_setup()).to_working(arr, name)
@@ -220,5 +249,5 @@ def check_space(name: str, config: str | None = None) -> str:
     return name
 
 
-__all__ = ["Colour", "DEFAULT_CONFIG", "colour_setup", "config_name", "resolve_space", "to_linear",
+__all__ = ["Colour", "DEFAULT_CONFIG", "colour_setup", "space_from_header", "config_name", "resolve_space", "to_linear",
            "from_linear", "check_space"]

@@ -17,6 +17,7 @@ Keys of the dict (all optional on write):
 ``width``, ``height``
 ``full_x``, ``full_y``, display window (the "format" in Nuke)
 ``full_width``, ``full_height``
+``subimages``          number of parts (multi-part EXR), read only
 ``attributes``         every other header attribute, ``[[name, type, value], ...]``
                        (``type`` as OIIO spells it: ``string``, ``matrix``,
                        ``float[8]``...): Copyright, ImageDescription, ``nuke/*``,
@@ -121,6 +122,7 @@ def metadata_from_spec(spec) -> dict:
     fingerprint = spec.get_string_attribute(FINGERPRINT_KEY, "")
     if fingerprint:
         meta[FINGERPRINT_KEY] = fingerprint
+    meta["subimages"] = max(1, spec.get_int_attribute("oiio:subimages", 1))
     attributes = []
     for attrib in spec.extra_attribs:
         if attrib.name in _OWN_KEYS or attrib.name.startswith("oiio:"):

@@ -30,14 +30,15 @@ import numpy as np
 from focuspull.stages import focus as focus_ops
 from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError, LensError
 from focuspull.io.frames import SequencePattern, format_frame_ranges
-from focuspull.io.images import read_image, write_image
+from focuspull.io.images import read_image, write_parts
 from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
 from focuspull.stages.lens import (ArtisticLens, LinearLens, ThinLens, coc_from_depth, coc_from_disparity,
-                            disparity_from_depth)
+                                   disparity_from_depth, in_focus_band)
 from focuspull.pipeline.progress import Throughput
 from focuspull.pipeline.clip import DiskClip, InbandClip
-from focuspull.pipeline.output_plan import check_no_clobber, is_exr, output_channels, output_transfer, plan_output
+from focuspull.pipeline.output_plan import (check_no_clobber, display_window, frame_parts, is_exr, output_channels,
+                                            output_compression, output_transfer, plan_output)
 
 # Focus on "infinity" (a point on the sky, disparity 0) is a focus distance this far away.
 _FAR_FOCUS_DISPARITY = 1e-6
@@ -158,8 +159,7 @@ class _Focus:
             # position at t does not depend on where a chunk starts.
             a, b = min(index[start], lo), max(index[start], hi)
             self._track = focus_ops.track_point(
-                self.clip.colour, start, (f.point_x.value_at(start), f.point_y.value_at(start)),
-                self.clip.clip_frames[a:b + 1])
+                self.clip.colour, start, self._point(start), self.clip.clip_frames[a:b + 1])
         raw = {index[t]: self._raw(t) for t in needed}
         self._smoothed = focus_ops.smooth_focus(raw, window) if window > 0 else raw
 
@@ -167,9 +167,20 @@ class _Focus:
         f = self.job.focus
         disparity = self.disparity.at(frame)
         if f.mode == "point":
-            x, y = self._track.get(frame) or (f.point_x.value_at(frame), f.point_y.value_at(frame))
+            x, y = self._track.get(frame) or self._point(frame)
             return focus_ops.focus_disparity_at(disparity, x, y, int(round(f.point_radius_px)))
         return focus_ops.focus_disparity_from_matte(disparity, self.clip.channel(frame, f.matte_channel))
+
+    def _point(self, frame: int) -> tuple[float, float]:
+        """The focal point of ``frame`` in array pixels (data window, top-left, y down), from
+        display-window pixels with the job's origin (bottom-left: Nuke's pixel-corner
+        coordinates, so the bottom-left pixel's centre is 0.5, 0.5)."""
+        f = self.job.focus
+        x, y = f.point_x.value_at(frame), f.point_y.value_at(frame)
+        full_x, full_y, _, full_h = display_window(self.clip, frame)
+        if f.origin == "bottom-left":
+            x, y = x - 0.5, full_h - 0.5 - y
+        return x + full_x, y + full_y
 
     def at(self, frame: int) -> float:
         f = self.job.focus
@@ -257,12 +268,13 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         focus.prepare(to_render)
     out = SequencePattern(job.output.pattern) if job.output.pattern else None
     transfer = output_transfer(job, clip)
+    compression = output_compression(job, clip)
     fingerprint = {FINGERPRINT_KEY: job.fingerprint()} if is_exr(job.output.pattern) else {}
     preview = None
     if job.output.preview:
         from focuspull.io.preview import PreviewWriter  # noqa: PLC0415 - PyAV only when asked
 
-        preview = PreviewWriter(job.output.preview, job.output.preview_fps)
+        preview = PreviewWriter(job.output.preview, job.output.preview_fps, colour=clip.ocio)
     # With a preview, frames skipped by --resume are read back so the movie covers the whole
     # requested range in order, not only what this run rendered.
     todo = set(to_render)
@@ -271,7 +283,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     try:
         for frame in sequence:
             if frame not in todo:
-                preview.write(read_image(out.path(frame), transfer=transfer).rgba())
+                preview.write(read_image(out.path(frame), transfer=transfer, colour=clip.ocio).rgba())
                 continue
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
@@ -279,13 +291,9 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
             image = render(frame, clip, disparity, focus)
             path = None
             if out is not None:
-                pixels = image
-                if passthrough:
-                    pixels = np.concatenate([image, clip.depth(frame)[:, :, None]], axis=2)
-                metadata = {k: v for k, v in clip.metadata(frame).items() if k != FINGERPRINT_KEY}
-                path = write_image(out.path(frame), pixels, names, metadata={**metadata, **fingerprint},
-                                   compression=job.output.compression, half=job.output.half,
-                                   transfer=transfer)
+                parts = frame_parts(job, clip, frame, image, names, passthrough, fingerprint)
+                path = write_parts(out.path(frame), parts, compression=compression, half=job.output.half,
+                                   transfer=transfer, colour=clip.ocio)
                 result.written.append(path)
             else:
                 result.frames[frame] = image
@@ -316,27 +324,38 @@ def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
     from focuspull.stages.render.layered import Highlights, render_coc  # noqa: PLC0415
 
     _check_device(job.device)
-    aperture = Aperture(job.aperture.blades, job.aperture.rotation_deg, job.aperture.roundness)
+    filter_image = _filter_image(job)
+    a = job.aperture
+
+    def aperture_at(frame: int, pixel_aspect: float) -> Aperture:
+        return Aperture(int(held_at(a.blades, frame)), a.rotation_deg.value_at(frame), a.roundness.value_at(frame),
+                        image=filter_image, aspect=a.aspect.value_at(frame), pixel_aspect=pixel_aspect)
+
+    for frame in job.frames or (0,):  # a bad aperture fails before the first frame renders
+        aperture_at(frame, 1.0)
     highlights = (Highlights(job.highlights.threshold, job.highlights.gain)
                   if job.highlights.threshold is not None else None)
-    max_px = job.lens.max_size_px
 
     def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
         image = clip.colour(frame)
+        max_px = job.lens.max_size_px.value_at(frame) if job.lens.max_size_px is not None else None
         if job.depth.depth_math == "direct":
             coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=max_px,
                                  bad_depth=job.depth.bad_depth)
         else:
             focus_disparity = focus.at(frame)
             lens = lens_at(job, frame, focus_disparity)
+            band = in_focus_band(lens.focus_disparity, job.focus.dof.value_at(frame), job.depth.depth_math)
+            # The lens sees the film back: the display window, whatever overscan is stored.
             coc = coc_from_disparity(disparity.at(frame), lens.focus_disparity,
-                                     lens.k_px(clip.width), max_px)
+                                     lens.k_px(display_window(clip, frame)[2]), max_px, in_focus=band)
         if job.output.setup_view:
             from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
 
             return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
+        pixel_aspect = float(clip.metadata(frame).get("pixelAspectRatio", 1.0) or 1.0)
         try:
-            rendered = render_coc(image, coc, aperture=aperture, highlights=highlights,
+            rendered = render_coc(image, coc, aperture=aperture_at(frame, pixel_aspect), highlights=highlights,
                                   plane_spacing_px=job.plane_spacing_px, device=job.device,
                                   cancelled=cancelled)
         except Cancelled:
@@ -345,6 +364,29 @@ def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
         return np.asarray(rendered, dtype=np.float32)
 
     return render
+
+
+def held_at(animated, frame: int) -> float:
+    """The value of the last key at or before ``frame`` (the first key before it): counts
+    such as blades step from key to key instead of passing through fractions."""
+    keys = animated.keys
+    value = keys[0][1]
+    for key_frame, key_value in keys:
+        if key_frame <= frame:
+            value = key_value
+    return value
+
+
+def _filter_image(job: RenderJob):
+    """The custom bokeh shape (``--filter IMAGE``) as a grey ``H x W`` array, or None."""
+    path = job.aperture.filter_image
+    if not path:
+        return None
+    image = read_image(path, transfer="linear")
+    pixels = image.pixels
+    names = image.channel_names
+    colour = [names.index(c) for c in ("R", "G", "B") if c in names] or [0]
+    return pixels[:, :, colour].mean(axis=2)
 
 
 def _check_device(name: str) -> None:
