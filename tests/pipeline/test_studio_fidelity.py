@@ -112,3 +112,100 @@ def test_compression_given_overrides_the_inputs(tmp_path):
         "lens": {"mode": "artistic", "size_px": 2.0}, "focus": {"distance_m": 6.0}})
     run_job(job)
     assert [p[3] for p in _parts(tmp_path / "out" / "dof.0001.exr")] == ["dwaa", "dwaa"]  # every part
+
+
+# --- overscan ------------------------------------------------------------------------------
+DW, DH, PAD = 64, 48, 32  # display window and overscan on each side
+
+
+def _cg_world(highlight_outside=False):
+    """A CG frame rendered with overscan: the display window plus PAD px each side.  The
+    picture is uniform within 16 px of the display edges; the interesting bits are inside."""
+    h, w = DH + 2 * PAD, DW + 2 * PAD
+    rgb = np.full((h, w, 3), 0.2, np.float32)
+    z = np.full((h, w), 8.0, np.float32)
+    cy, cx = PAD + DH // 2, PAD + DW // 2
+    rgb[cy - 8:cy + 8, cx - 20:cx - 8] = (0.9, 0.3, 0.1)
+    z[cy - 8:cy + 8, cx - 20:cx - 8] = 1.5  # in focus
+    rgb[cy - 2, cx + 12] = 50.0  # a far highlight: a bokeh ball
+    if highlight_outside:
+        rgb[cy, PAD - 3] = 400.0  # 3 px left of the display window, in the overscan
+    return np.concatenate([rgb, z[:, :, None]], axis=2)
+
+
+def _render_cg(tmp_path, name, world, overscan):
+    meta = {"full_x": 0, "full_y": 0, "full_width": DW, "full_height": DH}
+    if overscan:
+        pixels, meta = world, {**meta, "x": -PAD, "y": -PAD}
+    else:
+        pixels = world[PAD:PAD + DH, PAD:PAD + DW]
+    os.makedirs(tmp_path / name, exist_ok=True)
+    write_image(tmp_path / name / "cg.0001.exr", pixels, ["R", "G", "B", "Z"], metadata=meta, half=False)
+    job = RenderJob.from_dict({
+        "input": {"pattern": str(tmp_path / name / "cg.####.exr")},
+        "output": {"pattern": str(tmp_path / name / "out.####.exr"), "half": False},
+        "lens": {"focal_length_mm": 85.0, "fstop": 1.4, "sensor_width_mm": 16.0, "cg_camera": True},
+        "focus": {"distance_m": 1.5}})
+    run_job(job)
+    return read_image(tmp_path / name / "out.0001.exr")
+
+
+def test_overscan_does_not_change_the_picture_inside_the_display_window(tmp_path):
+    world = _cg_world()
+    plain = _render_cg(tmp_path, "plain", world, overscan=False)
+    over = _render_cg(tmp_path, "over", world, overscan=True)
+    assert over.metadata["x"] == -PAD and over.metadata["full_width"] == DW  # windows kept
+    inside = over.pixels[PAD:PAD + DH, PAD:PAD + DW, :3]
+    # Bokeh sized from the film back (display window), not the 128 px of stored pixels.
+    np.testing.assert_allclose(inside, plain.pixels[:, :, :3], rtol=1e-4, atol=1e-5)
+    ball = plain.pixels[:, :, 0] > 0.25  # the highlight's bokeh over the 0.2 floor
+    ball[:, :DW // 2] = False
+    assert 60 < ball.sum() < 200  # ~6 px radius: a k_px from 128 px would give ~4x the area
+
+
+def test_overscan_pixels_feed_bokeh_at_the_frame_edge(tmp_path):
+    world = _cg_world(highlight_outside=True)
+    plain = _render_cg(tmp_path, "plain", world, overscan=False)
+    over = _render_cg(tmp_path, "over", world, overscan=True)
+    edge_over = over.pixels[PAD + DH // 2 - 2:PAD + DH // 2 + 3, PAD:PAD + 2, 0]
+    edge_plain = plain.pixels[DH // 2 - 2:DH // 2 + 3, :2, 0]
+    assert edge_over.mean() > edge_plain.mean() + 0.5  # light from beyond the frame edge
+
+
+# --- anamorphic ----------------------------------------------------------------------------
+def _spot_shape(pixel_aspect, aspect, tmp_path):
+    """Width / height of a bokeh ball as seen after desqueeze (second moments)."""
+    h, w = 64, 64
+    rgb = np.full((h, w, 3), 0.0, np.float32)
+    rgb[32, 32] = 1000.0
+    z = np.full((h, w, 1), 1.0, np.float32)  # disparity 1 with far=0 math: blur = size
+    name = f"par{pixel_aspect}_aspect{aspect}"
+    os.makedirs(tmp_path / name)
+    write_image(tmp_path / name / "a.0001.exr", np.concatenate([rgb, z], axis=2), ["R", "G", "B", "Z"],
+                metadata={"pixelAspectRatio": pixel_aspect}, half=False)
+    job = RenderJob.from_dict({
+        "input": {"pattern": str(tmp_path / name / "a.####.exr")},
+        "output": {"pattern": str(tmp_path / name / "o.####.exr"), "half": False},
+        "depth": {"depth_math": "far = 0"},
+        "lens": {"mode": "artistic", "k": 12.0}, "focus": {"mode": "disparity", "disparity": 0.0},
+        "aperture": {"aspect": aspect}})
+    run_job(job)
+    out = read_image(tmp_path / name / "o.0001.exr")
+    assert out.metadata["pixelAspectRatio"] == pytest.approx(pixel_aspect)
+    spot = out.pixels[:, :, 0]
+    ys, xs = np.mgrid[:h, :w]
+    total = spot.sum()
+    sx = np.sqrt((spot * (xs - (spot * xs).sum() / total) ** 2).sum() / total) * pixel_aspect
+    sy = np.sqrt((spot * (ys - (spot * ys).sum() / total) ** 2).sum() / total)
+    return sx / sy, spot
+
+
+def test_anamorphic_bokeh_is_round_after_desqueeze(tmp_path):
+    ratio, spot = _spot_shape(2.0, 1.0, tmp_path)
+    assert ratio == pytest.approx(1.0, abs=0.06)
+    columns = np.nonzero(spot.max(axis=0) > 0.02 * spot.max())[0]
+    rows = np.nonzero(spot.max(axis=1) > 0.02 * spot.max())[0]
+    assert len(rows) == pytest.approx(2 * len(columns), abs=2)  # half as wide as tall in stored pixels
+    assert _spot_shape(1.0, 1.0, tmp_path)[0] == pytest.approx(1.0, abs=0.06)
+    # ZDefocus-style aspect: 0.5 = the tall oval of a 2x anamorphic lens, after desqueeze.
+    assert _spot_shape(2.0, 0.5, tmp_path)[0] == pytest.approx(0.5, abs=0.05)
