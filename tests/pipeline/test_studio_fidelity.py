@@ -209,3 +209,105 @@ def test_anamorphic_bokeh_is_round_after_desqueeze(tmp_path):
     assert _spot_shape(1.0, 1.0, tmp_path)[0] == pytest.approx(1.0, abs=0.06)
     # ZDefocus-style aspect: 0.5 = the tall oval of a 2x anamorphic lens, after desqueeze.
     assert _spot_shape(2.0, 0.5, tmp_path)[0] == pytest.approx(0.5, abs=0.05)
+
+
+# --- conventions: focus origin, filter image, animated aperture, log plates -----------------
+def _inband_job(**sections):
+    spec = {"lens": {"mode": "artistic", "k": 10.0}, "depth": {"depth_math": "far=0"},
+            "focus": {"mode": "disparity", "disparity": 0.5}}
+    for key, value in sections.items():
+        spec[key] = {**spec.get(key, {}), **value}
+    return RenderJob.from_dict(spec)
+
+
+def _halves(frames=(1,)):
+    """Top half near (disparity 0.5), bottom half far (0.1); textured; one highlight per half."""
+    rng = np.random.default_rng(7)
+    rgb = (rng.random((32, 48, 3)) * 0.5).astype(np.float32)
+    rgb[8, 24] = rgb[24, 24] = 80.0
+    disparity = np.full((32, 48), 0.1, np.float32)
+    disparity[:16] = 0.5
+    return {f: {"rgba": rgb, "depth": disparity} for f in frames}
+
+
+def test_focus_point_origin_bottom_left_is_nukes(tmp_path):
+    frames = _halves()
+    top_left = run_job(_inband_job(focus={"mode": "point", "point_x": 20.0, "point_y": 5.0}), inband=frames)
+    nuke = run_job(_inband_job(focus={"mode": "point", "point_x": 20.5, "point_y": 32 - 5.5,
+                                      "origin": "bottom-left"}), inband=frames)
+    np.testing.assert_array_equal(top_left.frames[1], nuke.frames[1])  # the same pixel, said two ways
+    flipped = run_job(_inband_job(focus={"mode": "point", "point_x": 20.0, "point_y": 5.0,
+                                         "origin": "bottom-left"}), inband=frames)
+    assert not np.allclose(flipped.frames[1], top_left.frames[1])  # y up: now the far half is sharp
+    # top-left focus keeps the near (top) half sharp; bottom-left y=5 keeps the far (bottom) half
+    assert np.abs(top_left.frames[1][:12] - frames[1]["rgba"][:12]).max() < 1e-5
+    assert np.abs(flipped.frames[1][20:] - frames[1]["rgba"][20:]).max() < 1e-5
+
+
+def test_filter_image_shapes_the_bokeh(tmp_path):
+    square = np.zeros((16, 16, 3), np.float32)
+    square[2:14, 2:14] = 1.0
+    write_image(tmp_path / "square.png", square, transfer="linear")
+    frames = _halves()
+    frames[1]["rgba"] = np.zeros_like(frames[1]["rgba"])
+    frames[1]["rgba"][24, 24] = 80.0  # one far highlight on black
+    disc = run_job(_inband_job(focus={"disparity": 0.5}), inband=frames).frames[1]
+    shaped = run_job(_inband_job(focus={"disparity": 0.5}, aperture={"filter_image": str(tmp_path / "square.png")}),
+                     inband=frames).frames[1]
+    # The far highlight at (24, 24), CoC 4 px: a square lights its corners, a disc does not.
+    # Square of side ~7 px vs disc of radius 4: the square reaches further along the diagonal,
+    # the disc further along the axis; the square is flat-topped over its whole inside.
+    assert shaped[27, 27, 0] > 1.5 * disc[27, 27, 0]
+    assert disc[28, 24, 0] > 0.5 and shaped[28, 24, 0] < 0.05
+    assert shaped[26, 26, 0] == pytest.approx(shaped[24, 24, 0], rel=1e-3)
+
+
+def test_blades_and_rotation_are_keyframed_and_blade_counts_hold(tmp_path):
+    frames = _halves((1, 2, 3))
+    job = _inband_job(focus={"disparity": 0.5}, aperture={"blades": "1:0,3:5", "rotation_deg": "1:0,3:36"})
+    out = run_job(job, inband=frames).frames
+    still = run_job(_inband_job(focus={"disparity": 0.5}), inband=_halves((1,))).frames[1]
+    np.testing.assert_array_equal(out[1], still)  # a disc on frame 1
+    pentagon = run_job(_inband_job(focus={"disparity": 0.5}, aperture={"blades": 5, "rotation_deg": 36}),
+                       inband=_halves((1,))).frames[1]
+    np.testing.assert_allclose(out[3], pentagon, atol=1e-6)  # a pentagon turned 36 degrees on frame 3
+    assert not np.allclose(out[3], out[1])
+    disc_rotated = run_job(_inband_job(focus={"disparity": 0.5}, aperture={"rotation_deg": 18}),
+                           inband=_halves((1,))).frames[1]
+    np.testing.assert_allclose(out[2], disc_rotated, atol=1e-6)  # frame 2: still a disc (held), rotation 18
+
+
+def test_dof_keeps_a_range_sharp(tmp_path):
+    frames = _halves()
+    narrow = run_job(_inband_job(focus={"disparity": 0.5}), inband=frames).frames[1]
+    wide = run_job(_inband_job(focus={"disparity": 0.5, "dof": 0.9}), inband=frames).frames[1]
+    assert np.abs(narrow[24:] - frames[1]["rgba"][24:]).max() > 1.0  # the far half blurs
+    np.testing.assert_allclose(wide, frames[1]["rgba"], atol=1e-5)  # 0.05 .. 0.95 all in focus
+
+
+@pytest.mark.parametrize("space", ["logc3", "ACEScct"])
+def test_log_plate_is_rendered_in_linear_light_and_comes_back_in_its_log_encoding(tmp_path, space):
+    setup = colour_setup()
+    rng = np.random.default_rng(11)
+    linear = (rng.random((32, 48, 3)) * 0.4 + 0.02).astype(np.float32)
+    linear[24, 24] = 60.0  # a highlight only a log encoding can hold in 16 bits
+    codes = setup.from_working(linear, space)
+    disparity = np.full((32, 48), 0.1, np.float32)
+    disparity[:16] = 0.5
+    os.makedirs(tmp_path / "in")
+    write_image(tmp_path / "in" / "plate.0001.tif", codes, bits=16, transfer="linear")
+    write_image(tmp_path / "in" / "depth.0001.exr", disparity, ["Z"])
+    base = {"input": {"pattern": str(tmp_path / "in" / "plate.####.tif"), "transfer": space},
+            "depth": {"kind": "sequence", "pattern": str(tmp_path / "in" / "depth.####.exr"), "depth_math": "far=0"},
+            "lens": {"mode": "artistic", "k": 10.0}, "focus": {"mode": "disparity", "disparity": 0.5}}
+    run_job(RenderJob.from_dict({**base, "output": {"pattern": str(tmp_path / "tif" / "o.####.tif")}}))
+    run_job(RenderJob.from_dict({**base, "output": {"pattern": str(tmp_path / "exr" / "o.####.exr"),
+                                                     "half": False}}))
+    stored = read_image(tmp_path / "in" / "plate.0001.tif", transfer="linear").pixels
+    back = read_image(tmp_path / "tif" / "o.0001.tif", transfer="linear").pixels
+    np.testing.assert_allclose(back[:12], stored[:12], atol=3.0 / 65535)  # sharp half: the same codes
+    exr = read_image(tmp_path / "exr" / "o.0001.exr")
+    np.testing.assert_allclose(exr.pixels[:12, :, :3], setup.to_working(stored, space)[:12], rtol=1e-3, atol=1e-5)
+    # The far highlight was blurred as light (60 spread over a disc), not as log code values.
+    ball = exr.pixels[20:29, 20:29, 0]
+    assert ball.max() < 5.0 and ball.sum() > 40.0
