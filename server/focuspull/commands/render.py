@@ -125,6 +125,49 @@ def _given(args: argparse.Namespace) -> dict:
     return job
 
 
+def command_line(job) -> list[str]:
+    """``["focuspull", "render", IN, OUT, "--fstop", "2", ...]`` rendering ``job`` (a RenderJob):
+    the inverse of :func:`job_dict_from_args`, generated from the same registry.  Fields at
+    their default are left out."""
+    from focuspull.spec.fields import FIELDS
+    from focuspull.spec.keyframes import Animated
+
+    argv = ["focuspull", "render", job.input.pattern or "IN", job.output.pattern or "OUT"]
+    for entry in FIELDS:
+        section, _, name = entry.path.rpartition(".")
+        value = getattr(getattr(job, section) if section else job, name)
+        if not entry.flag or value is None or value == entry.default:
+            continue
+        if isinstance(value, Animated):
+            if value.is_constant and value.keys[0][1] == entry.default:
+                continue
+            argv += _option(entry.flag, value.to_text())
+        elif entry.kind == "bool":
+            argv += [entry.flag] if value else []
+        elif entry.path == "depth.depth_math" and job.depth.kind == "model":
+            continue  # implied by --depth-model
+        else:
+            argv += _option(entry.flag, repr(value) if isinstance(value, float) else str(value))
+    focus = job.focus
+    if focus.mode == "point":
+        at = "" if focus.track_from_frame is None else f"@{focus.track_from_frame}"
+        argv += _option("--focus-point", f"{focus.point_x.to_text()},{focus.point_y.to_text()}{at}")
+    if job.frames:
+        from focuspull.io.frames import format_frame_ranges
+
+        argv += ["--frames", format_frame_ranges(job.frames).replace(" ", "")]
+    if not job.output.half:
+        argv.append("--float")
+    if not job.output.keep_depth:
+        argv.append("--no-depth-out")
+    return argv
+
+
+def _option(flag: str, text: str) -> list[str]:
+    # "--rotation=-10": a value starting with '-' would read as an option of its own.
+    return [f"{flag}={text}"] if text.startswith("-") else [flag, text]
+
+
 def _parse_point(text: str) -> tuple[float, float, int | None]:
     from focuspull.errors import InputError
 

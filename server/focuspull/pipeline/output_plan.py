@@ -17,7 +17,6 @@ from focuspull.io.channels import is_depth_like
 from focuspull.io.images import Part, is_complete_frame
 from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
-from focuspull.pipeline.clip import InbandClip
 
 _EXR = (".exr", ".sxr", ".mxr")
 
@@ -28,11 +27,9 @@ _RENDERED = ("R", "G", "B", "A")
 def output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
     """Channel names of the first part written, and the depth channel passed through (or None).
 
-    The rendered R,G,B(,A), then -- for EXR output -- the depth, then every other channel
-    of the input's first part (IDs, AOVs, mattes) passed through untouched."""
-    names = ["R", "G", "B", "A"][:4 if "A" in clip.channel_names else 3]
-    if isinstance(clip, InbandClip):
-        names = clip.channel_names
+    The rendered colour channels, then -- for EXR output -- the depth, then every other
+    channel of the input's first part (IDs, AOVs, mattes) passed through untouched."""
+    names = clip.colour_channels
     if job.output.setup_view:
         return ["R", "G", "B"], None  # a false-colour view: alpha, depth and AOVs would mislead
     passthrough = None
@@ -110,13 +107,9 @@ def frame_parts(job: RenderJob, clip, frame: int, image, names: list[str], passt
 def check_no_clobber(job: RenderJob, clip, frames: list[int]) -> None:
     """Refuse outputs that are files this render reads: an image or depth frame of the clip,
     compared as real paths (symlinks and ``..`` resolved).  ``--overwrite`` never allows it."""
-    if isinstance(clip, InbandClip):
+    reads = clip.files_read()
+    if not reads:
         return
-    reads: dict[str, str] = {}
-    for f in clip.clip_frames:
-        reads.setdefault(os.path.realpath(clip.pattern.path(f)), "image")
-        if clip.depth_pattern is not None:
-            reads.setdefault(os.path.realpath(clip.depth_pattern.path(f)), "depth")
     targets = []
     if job.output.pattern:
         out = SequencePattern(job.output.pattern)
@@ -158,8 +151,8 @@ def plan_output(job: RenderJob, clip, frames: list[int], names: list[str]) -> tu
     if not job.output.resume:
         raise InputError(f"{len(existing)} output frame{'s' if len(existing) > 1 else ''} already "
                          f"exist: {job.output.pattern} frames {format_frame_ranges(existing)}",
-                         "pass --resume to keep finished frames and render the rest, "
-                         "or --overwrite to replace them")
+                         "use 'output.resume' to keep finished frames and render the rest, "
+                         "or 'output.overwrite' to replace them", field="output.resume")
     shape = (clip.height, clip.width, len(names))
     # An EXR of another render (other lens, the setup view...) is not a finished frame of this one.
     same_render = {FINGERPRINT_KEY: job.fingerprint()} if is_exr(job.output.pattern) else None
@@ -177,11 +170,11 @@ def check_preview_target(job: RenderJob) -> None:
         os.makedirs(preview_dir, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the preview directory {preview_dir}: {exc.strerror}",
-                         "pass --preview in a writable directory") from None
+                         "give 'output.preview' a path in a writable directory", field="output.preview") from None
     if os.path.exists(preview) and not (job.output.overwrite or job.output.resume):
         raise InputError(f"the preview {preview} already exists",
-                         "pass --overwrite to replace it, --resume to rebuild it over the whole range, "
-                         "or another --preview path")
+                         "use 'output.overwrite' to replace it, 'output.resume' to rebuild it over "
+                         "the whole range, or give another 'output.preview' path", field="output.preview")
 
 
 def is_exr(path: Optional[str]) -> bool:

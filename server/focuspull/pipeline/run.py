@@ -28,20 +28,19 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from focuspull.stages import focus as focus_ops
-from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError, LensError
+from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError
 from focuspull.io.frames import SequencePattern, format_frame_ranges
 from focuspull.io.images import read_image, write_parts
 from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
-from focuspull.stages.lens import (ArtisticLens, LinearLens, ThinLens, coc_from_depth, coc_from_disparity,
-                                   disparity_from_depth, in_focus_band)
+from focuspull.stages.lens import coc_from_depth, coc_from_disparity, disparity_from_depth
+from focuspull.pipeline.plan import LensPlan, RenderSection
 from focuspull.pipeline.progress import Throughput
+from focuspull.stages.models import ModelCache
 from focuspull.pipeline.clip import DiskClip, InbandClip
 from focuspull.pipeline.output_plan import (check_no_clobber, display_window, frame_parts, is_exr, output_channels,
                                             output_compression, output_transfer, plan_output)
 
-# Focus on "infinity" (a point on the sky, disparity 0) is a focus distance this far away.
-_FAR_FOCUS_DISPARITY = 1e-6
 
 
 @dataclass
@@ -69,15 +68,13 @@ class JobResult:
 class _Disparity:
     """Disparity per clip index: raw (metric or per-clip normalised) and stabilised."""
 
-    def __init__(self, job: RenderJob, clip) -> None:
+    def __init__(self, job: RenderJob, clip, models: ModelCache) -> None:
         self.job, self.clip = job, clip
         self.index = {f: i for i, f in enumerate(clip.clip_frames)}
         self._estimator = None
         self._clip_range = None
         if job.depth.kind == "model":
-            from focuspull.stages.depth.sources import get_estimator  # noqa: PLC0415 - torch only when needed
-
-            self._estimator = get_estimator(job.depth.model, job.depth.checkpoint_dir or "", job.device)
+            self._estimator = models.get("depth", job.depth.model, job.depth.checkpoint_dir or "")
         self._stabiliser = None
         if job.depth.stabilise_window > 0:
             from focuspull.stages.depth.stabilise import DepthStabiliser  # noqa: PLC0415
@@ -109,7 +106,8 @@ class _Disparity:
                              f"{self.clip.width} x {self.clip.height}", "give every depth frame the image size")
         if not np.isfinite(disparity).all():
             raise DepthError(f"frame {frame}: disparity has {int((~np.isfinite(disparity)).sum())} "
-                             "non-finite pixels", "fix the depth of that frame, or pass --bad-depth far")
+                             "non-finite pixels", "fix the depth of that frame, or set 'depth.bad_depth' to far",
+                             field="depth.bad_depth")
         return disparity
 
     def _estimate(self, frame: int) -> np.ndarray:
@@ -154,7 +152,7 @@ class _Focus:
             if start not in index:
                 raise InputError(f"the focus point is picked on frame {start}, which is not in the clip "
                                  f"({format_frame_ranges(self.clip.clip_frames)})",
-                                 "pick the point on a frame of the input (--focus-point X,Y@FRAME)")
+                                 "pick the point on a frame of the input", field="focus.track_from_frame")
             # Track over every clip frame between the pick and the frames needed, so the
             # position at t does not depend on where a chunk starts.
             a, b = min(index[start], lo), max(index[start], hi)
@@ -183,51 +181,14 @@ class _Focus:
         return x + full_x, y + full_y
 
     def at(self, frame: int) -> float:
-        f = self.job.focus
-        if f.mode == "distance":
-            return 1.0 / f.distance_m.value_at(frame)
-        if f.mode == "disparity":
-            return f.disparity.value_at(frame)
+        """The disparity a point or matte picked for ``frame`` (smoothed when asked)."""
         return self._smoothed[self.disparity.index[frame]]
-
-
-# --------------------------------------------------------------------------- lens
-def lens_at(job: RenderJob, frame: int, focus_disparity: float):
-    """The lens of ``frame`` (keyframes evaluated) focused at ``focus_disparity``."""
-    lens = job.lens
-    if lens.mode == "physical":
-        focus_disparity = max(focus_disparity, _FAR_FOCUS_DISPARITY)
-        return ThinLens(lens.focal_length_mm.value_at(frame), lens.fstop.value_at(frame),
-                        lens.sensor_width_mm.value_at(frame), 1.0 / focus_disparity,
-                        cg_camera=lens.cg_camera)
-    if lens.size_px is not None:
-        if focus_disparity <= 0:
-            raise LensError(f"frame {frame}: focus is at infinity (disparity {focus_disparity:g}); "
-                            "--size is the blur at infinity, which would then be 0",
-                            "focus on something nearer, or use --k")
-        return ArtisticLens(lens.size_px.value_at(frame), focus_disparity)
-    return LinearLens(lens.k.value_at(frame), focus_disparity)
-
-
-def _check_lens_everywhere(job: RenderJob, frames: list[int]) -> None:
-    """Raise a LensError now rather than on frame 87 of 100."""
-    if job.depth.depth_math == "direct":
-        return  # the depth channel is the CoC: lens and focus settings play no part
-    for frame in frames:
-        if job.focus.mode == "distance":
-            lens_at(job, frame, 1.0 / job.focus.distance_m.value_at(frame))
-        elif job.lens.mode == "physical":
-            ThinLens(job.lens.focal_length_mm.value_at(frame), job.lens.fstop.value_at(frame),
-                     job.lens.sensor_width_mm.value_at(frame), 1e6)
-        elif job.lens.size_px is not None and job.lens.size_px.value_at(frame) < 0:
-            raise LensError(f"frame {frame}: size is {job.lens.size_px.value_at(frame)}",
-                            "keep --size >= 0 on every frame")
 
 
 # --------------------------------------------------------------------------- the driver
 def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None,
             cancelled: Optional[Callable[[], bool]] = None,
-            inband: Optional[Mapping] = None) -> JobResult:
+            inband: Optional[Mapping] = None, models: Optional[ModelCache] = None) -> JobResult:
     """Render ``job``; see the module docstring and docs/contracts.md.
 
     Args:
@@ -236,6 +197,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         cancelled: polled before every frame; True abandons the run with
             :class:`~focuspull.errors.Cancelled` (finished frames stay, nothing partial).
         inband: ``{frame: {"rgba": H x W x C, "depth": H x W}}`` instead of files.
+        models: the device's loaded models (the server's worker keeps one cache per device);
+            None = load what the job needs for this run only.
     Raises:
         InputError (and subclasses) before anything is rendered when the job cannot run.
     """
@@ -247,15 +210,19 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                            "set input.pattern (e.g. shot.####.exr) or send the frames with the job")
     if job.depth.depth_math == "direct" and job.depth.stabilise_window > 0:
         raise JobSpecError("depth stabilisation needs depth, but depth_math is 'direct' (a CoC pass)",
-                           "drop --stabilise for a direct CoC channel")
+                           "set 'depth.stabilise_window' to 0 for a direct CoC channel",
+                           field="depth.stabilise_window")
     clip = InbandClip(job, inband) if inband is not None else DiskClip(job)
     frames = list(clip.frames)
     check_no_clobber(job, clip, frames)
-    _check_lens_everywhere(job, frames)
-    if job.focus.mode == "matte" and not isinstance(clip, InbandClip):
+    # The lens sees the film back: the display window, whatever overscan is stored.
+    lenses = LensPlan(job, display_window(clip, frames[0])[2])
+    if job.depth.depth_math != "direct":  # a CoC pass: lens and focus settings play no part
+        lenses.preflight(frames)
+    if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
-    render = _renderer(job, cancelled)  # checks aperture and highlights
-    disparity = _Disparity(job, clip)  # loads the depth model, if any
+    render = _renderer(job, lenses, cancelled)  # checks the device
+    disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
     names, passthrough = output_channels(job, clip)
     to_render, skipped = plan_output(job, clip, frames, names)
     result = JobResult(skipped=skipped)
@@ -287,7 +254,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                 continue
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
-                                "finished frames are complete on disk; run again with --resume")
+                                "finished frames are complete on disk; render again using 'output.resume'", field="output.resume")
             image = render(frame, clip, disparity, focus)
             path = None
             if out is not None:
@@ -318,63 +285,40 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     return result
 
 
-def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
+def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[], bool]] = None):
     """``render(frame, clip, disparity, focus) -> H x W x C`` for this job (torch loads here)."""
-    from focuspull.stages.aperture import Aperture  # noqa: PLC0415
-    from focuspull.stages.render.layered import Highlights, render_coc  # noqa: PLC0415
+    from focuspull.stages.render.layered import render_coc  # noqa: PLC0415
 
     _check_device(job.device)
-    filter_image = _filter_image(job)
-    a = job.aperture
-
-    def aperture_at(frame: int, pixel_aspect: float) -> Aperture:
-        return Aperture(int(held_at(a.blades, frame)), a.rotation_deg.value_at(frame), a.roundness.value_at(frame),
-                        image=filter_image, aspect=a.aspect.value_at(frame), pixel_aspect=pixel_aspect)
-
-    for frame in job.frames or (0,):  # a bad aperture fails before the first frame renders
-        aperture_at(frame, 1.0)
-    highlights = (Highlights(job.highlights.threshold, job.highlights.gain)
-                  if job.highlights.threshold is not None else None)
+    section = RenderSection.from_job(job, _filter_image(job))
+    direct = job.depth.depth_math == "direct"
 
     def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
         image = clip.colour(frame)
-        max_px = job.lens.max_size_px.value_at(frame) if job.lens.max_size_px is not None else None
-        if job.depth.depth_math == "direct":
+        max_px = section.max_radius_at(frame)
+        if direct:
             coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=max_px,
                                  bad_depth=job.depth.bad_depth)
         else:
-            focus_disparity = focus.at(frame)
-            lens = lens_at(job, frame, focus_disparity)
-            band = in_focus_band(lens.focus_disparity, job.focus.dof.value_at(frame), job.depth.depth_math)
-            # The lens sees the film back: the display window, whatever overscan is stored.
-            coc = coc_from_disparity(disparity.at(frame), lens.focus_disparity,
-                                     lens.k_px(display_window(clip, frame)[2]), max_px, in_focus=band)
-        if job.output.setup_view:
+            optics = lenses.at(frame, None if lenses.fixed_focus else focus.at(frame))
+            coc = coc_from_disparity(disparity.at(frame), optics.focus_disparity, optics.k_px, max_px,
+                                     in_focus=optics.in_focus)
+        if section.setup_view:
             from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
 
             return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
         pixel_aspect = float(clip.metadata(frame).get("pixelAspectRatio", 1.0) or 1.0)
         try:
-            rendered = render_coc(image, coc, aperture=aperture_at(frame, pixel_aspect), highlights=highlights,
-                                  plane_spacing_px=job.plane_spacing_px, device=job.device,
+            rendered = render_coc(image, coc, aperture=section.aperture_at(frame, pixel_aspect),
+                                  highlights=section.highlights, plane_spacing_px=section.plane_spacing_px,
+                                  device=section.device,
                                   cancelled=cancelled)
         except Cancelled:
             raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
-                            "finished frames are complete on disk; run again with --resume") from None
+                            "finished frames are complete on disk; render again using 'output.resume'", field="output.resume") from None
         return np.asarray(rendered, dtype=np.float32)
 
     return render
-
-
-def held_at(animated, frame: int) -> float:
-    """The value of the last key at or before ``frame`` (the first key before it): counts
-    such as blades step from key to key instead of passing through fractions."""
-    keys = animated.keys
-    value = keys[0][1]
-    for key_frame, key_value in keys:
-        if key_frame <= frame:
-            value = key_value
-    return value
 
 
 def _filter_image(job: RenderJob):
@@ -396,18 +340,19 @@ def _check_device(name: str) -> None:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
-        raise InputError(f"unknown device {name!r}", "pass --device cpu, cuda or cuda:N") from None
+        raise InputError(f"unknown device {name!r}", "set 'device' to cpu, cuda or cuda:N", field="device") from None
     if device.type == "cpu":
         return
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(f"device {name!r}: CUDA is not available on this machine",
-                             "use --device cpu (or run on a machine with an NVIDIA GPU)")
+                             "set 'device' to cpu (or run on a machine with an NVIDIA GPU)", field="device")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise InputError(f"device {name!r}: this machine has {count} CUDA device{'s' if count != 1 else ''}",
-                             f"pass --device cuda:0 .. cuda:{count - 1}, or --device cpu")
+                             f"set 'device' to cuda:0 .. cuda:{count - 1}, or cpu", field="device")
         return
     if device.type == "mps" and torch.backends.mps.is_available():
         return
-    raise InputError(f"device {name!r} is not supported here", "pass --device cpu, cuda or cuda:N")
+    raise InputError(f"device {name!r} is not supported here", "set 'device' to cpu, cuda or cuda:N",
+                     field="device")

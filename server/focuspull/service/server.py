@@ -29,7 +29,8 @@ from focuspull.service.worker import PipelineRunner, Runner, Worker, describe
 
 log = logging.getLogger("focuspull.service")
 
-STAGES = ("depth", "lens", "mpi", "render", "refine")
+#: Stages a server without a loaded pipeline still offers (echo jobs); the workers say the rest.
+BASE_STAGES = ("echo",)
 _HISTORY = 256  # finished jobs kept for 'jobs' listings
 _POLL_MS = 100
 _RCVHWM = 16  # whole messages ZeroMQ reads ahead per client before the loop takes them
@@ -261,15 +262,16 @@ class Server:
         return "pong", {"time": time.time()}
 
     def _on_hello(self, ident, msg, frames):
-        models = sorted({m for w in self.workers if w.runner is not None and hasattr(w.runner, "models")
-                         for m in w.runner.models()})
+        runners = [w.runner for w in self.workers if w.runner is not None]
+        models = sorted({m for r in runners if hasattr(r, "models") for m in r.models()})
+        stages = list(BASE_STAGES) + sorted({s for r in runners if hasattr(r, "stages") for s in r.stages()})
         limits = {"max_message_bytes": self.limits.max_message_bytes,
                   "max_header_bytes": self.limits.max_header_bytes,
                   "max_arrays": self.limits.max_arrays, "max_frames": self.config.max_frames,
                   "max_queued": self.config.max_queued, "dtypes": list(protocol.DTYPES),
                   "heartbeat_s": self.config.heartbeat_s, "client_timeout_s": self.config.client_timeout_s}
         return "welcome", {"server": focuspull.__version__, "protocol": protocol.PROTOCOL_VERSION,
-                           "devices": list(self.devices), "stages": list(STAGES), "models": models,
+                           "devices": list(self.devices), "stages": stages, "models": models,
                            "limits": limits}
 
     def _on_status(self, ident, msg, frames):

@@ -49,17 +49,29 @@ class PipelineRunner:
         # Imported here, in the worker thread, so torch loads once per process and
         # host-side imports of focuspull.service.* stay light.
         from focuspull.pipeline import run as pipeline
+        from focuspull.stages.models import ModelCache
 
         self._run_job = pipeline.run_job
+        self.cache = ModelCache(device)  # models load once per device and stay for later jobs
 
     def models(self) -> list[str]:
-        return []
+        """``["depth:tiny", ...]``: every model a job may name (registered by import string)."""
+        from focuspull.stages.models import MODELS
+
+        return [f"{kind}:{name}" for kind in MODELS for name in sorted(MODELS[kind])]
+
+    def stages(self) -> list[str]:
+        """The stages this server really runs: refine only when a refiner is registered."""
+        from focuspull.stages.models import MODELS
+
+        return ["depth", "render"] + (["refine"] if MODELS["refine"] else [])
 
     def __call__(self, job: Job, on_event, cancelled) -> Outcome:
         spec = job.spec
         if getattr(spec, "device", self.device) != self.device:
             spec = spec.replace(device=self.device)
-        result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband)
+        result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband,
+                               models=self.cache)
         return Outcome(list(result.rendered), list(result.skipped), dict(result.frames or {}))
 
 
