@@ -38,7 +38,7 @@ def output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
             and job.depth.kind != "model" and clip.depth_channel):
         passthrough = clip.depth_channel if job.depth.kind == "channel" else "Z"
     extra = []
-    if is_exr(pattern) and not isinstance(clip, InbandClip):
+    if is_exr(pattern) and hasattr(clip, "other_parts"):  # frames on disk (in-band frames carry RGBA only)
         grey = not all(c in clip.channel_names for c in "RGB")  # Y was spread to R,G,B
         extra = [n for n in clip.channel_names
                  if n not in _RENDERED and n != passthrough and not (grey and n == "Y")
@@ -60,7 +60,7 @@ def output_compression(job: RenderJob, clip) -> str:
     """The EXR compression: as told, else the input EXR's own (PIZ stays PIZ), else zip."""
     if job.output.compression:
         return job.output.compression
-    if isinstance(clip, InbandClip) or not is_exr(job.input.pattern):
+    if not hasattr(clip, "other_parts") or not is_exr(job.input.pattern):
         return "zip"
     from focuspull.spec.compression import check_compression  # noqa: PLC0415
 
