@@ -26,7 +26,7 @@ def test_studio_options_reach_the_job(capsys):
                "--blades", "1001:5,1010:7", "--rotation", "1001:0,1010:90@smooth", "--roundness", "1001:0,1010:1",
                "--max-size", "1001:10,1010:20", "--aspect", "0.5", "--dof", "0.4", "--filter", "bokeh.png",
                "--input-transfer", "logc3", "--config", "ocio://cg-config-latest", "--working-space", "ACEScg",
-               "--output-space", "ACEScct", "--display", "sRGB - Display", "--view", "Un-tone-mapped")
+               "--output-space", "ACEScct", "--display", "sRGB - Display", "--view", "Un-tone-mapped", "--channels", "diffuse,spec.R")
     assert job.focus.origin == "bottom-left" and job.focus.point_y.value_at(0) == 200.5
     assert job.aperture.blades.keys == ((1001.0, 5.0), (1010.0, 7.0))
     assert job.aperture.rotation_deg.interpolation == "smooth"
@@ -36,6 +36,7 @@ def test_studio_options_reach_the_job(capsys):
     assert job.input.transfer == "logc3" and job.colour.config == "ocio://cg-config-latest"
     assert (job.colour.working_space, job.colour.output_space) == ("ACEScg", "ACEScct")
     assert (job.colour.display, job.colour.view) == ("sRGB - Display", "Un-tone-mapped")
+    assert job.output.channels == "diffuse,spec.R"
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -9,6 +9,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
+from focuspull.errors import InputError
 from focuspull.io.colour import colour_setup
 from focuspull.io.images import read_image, write_image
 from focuspull.pipeline.run import run_job
@@ -311,3 +312,32 @@ def test_log_plate_is_rendered_in_linear_light_and_comes_back_in_its_log_encodin
     # The far highlight was blurred as light (60 spread over a disc), not as log code values.
     ball = exr.pixels[20:29, 20:29, 0]
     assert ball.max() < 5.0 and ball.sum() > 40.0
+
+
+def test_channels_named_are_rendered_like_the_picture_and_the_rest_pass_through(tmp_path):
+    rng = np.random.default_rng(5)
+    rgb = (rng.random((32, 48, 3)) * 0.5).astype(np.float32)
+    rgb[24, 24] = 50.0
+    z = np.full((32, 48, 1), 8.0, np.float32)
+    z[:16] = 1.5
+    ids = rng.integers(1, 999, (32, 48, 1)).astype(np.float32)
+    alpha = np.ones((32, 48, 1), np.float32)
+    os.makedirs(tmp_path / "in")
+    write_image(tmp_path / "in" / "p.0001.exr", np.concatenate([rgb, alpha, z, rgb, ids], axis=2),
+                ["R", "G", "B", "A", "Z", "diffuse.R", "diffuse.G", "diffuse.B", "id"], half=False,
+                formats={"id": "float"})
+    base = {"input": {"pattern": str(tmp_path / "in" / "p.####.exr")},
+            "lens": {"focal_length_mm": 100.0, "fstop": 1.4}, "focus": {"distance_m": 1.5}}
+    run_job(RenderJob.from_dict({**base, "output": {"pattern": str(tmp_path / "a" / "o.####.exr"), "half": False,
+                                                     "channels": "diffuse"}}))
+    run_job(RenderJob.from_dict({**base, "output": {"pattern": str(tmp_path / "b" / "o.####.exr"), "half": False}}))
+    rendered, passed = read_image(tmp_path / "a" / "o.0001.exr"), read_image(tmp_path / "b" / "o.0001.exr")
+    for c in "RGB":
+        np.testing.assert_allclose(rendered.channel(f"diffuse.{c}"), rendered.channel(c), rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(passed.channel(f"diffuse.{c}"), rgb[:, :, "RGB".index(c)])
+    assert rendered.channel("diffuse.R")[24, 24] < 25.0  # blurred, not passed through
+    np.testing.assert_array_equal(rendered.channel("id"), ids[:, :, 0])  # IDs are never blurred
+    with pytest.raises(InputError, match="specular") as err:
+        run_job(RenderJob.from_dict({**base, "output": {"pattern": str(tmp_path / "c" / "o.####.exr"),
+                                                         "channels": "specular"}}))
+    assert err.value.field == "output.channels" and "diffuse.R" in err.value.message

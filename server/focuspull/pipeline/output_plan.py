@@ -46,6 +46,30 @@ def output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
     return names + ([passthrough] if passthrough else []) + extra, passthrough
 
 
+def rendered_channel_groups(job: RenderJob, clip) -> list[list[str]]:
+    """The input channels ``output.channels`` asks to render, grouped (at most 3 per group,
+    one layer per group) for the renderer.  Items are channel names or layer names
+    (``diffuse`` = ``diffuse.R,G,B``); an unknown one is an :class:`InputError`."""
+    text = job.output.channels
+    if not text or job.output.setup_view:
+        return []
+    available = list(getattr(clip, "channel_names", []))
+    chosen: list[str] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            continue
+        matches = [item] if item in available else [n for n in available if n.startswith(item + ".")]
+        if not matches:
+            raise InputError(f"channel or layer {item!r} of 'output.channels' is not in the input; channels are "
+                             f"{','.join(available)}", "name channels or layers that are there",
+                             field="output.channels")
+        chosen += [n for n in matches if n not in chosen and n not in _RENDERED and n != clip.depth_channel]
+    groups: dict[str, list[str]] = {}
+    for name in chosen:
+        groups.setdefault(name.rpartition(".")[0], []).append(name)
+    return [members[i:i + 3] for members in groups.values() for i in range(0, len(members), 3)]
+
+
 def display_window(clip, frame: int) -> tuple[int, int, int, int]:
     """``(x, y, width, height)`` of the display window (the film back) relative to the stored
     pixels (data window, top-left origin): overscan makes x, y negative; a crop positive."""
@@ -72,10 +96,12 @@ def output_compression(job: RenderJob, clip) -> str:
 
 
 def frame_parts(job: RenderJob, clip, frame: int, image, names: list[str], passthrough: Optional[str],
-                fingerprint: dict) -> list[Part]:
+                fingerprint: dict, rendered: Optional[dict] = None) -> list[Part]:
     """The parts of one output frame: the render (+ depth + the input's other channels, with
-    their own pixel formats), then the input's other parts as they are, each with its
-    metadata (attributes, part name); the first part gets the render's fingerprint."""
+    their own pixel formats; those in ``rendered`` -- ``output.channels`` -- as rendered),
+    then the input's other parts as they are, each with its metadata (attributes, part
+    name); the first part gets the render's fingerprint."""
+    rendered = rendered or {}
     metadata = {k: v for k, v in clip.metadata(frame).items() if k != FINGERPRINT_KEY}
     metadata.update(fingerprint)
     planes = [image]
@@ -88,7 +114,8 @@ def frame_parts(job: RenderJob, clip, frame: int, image, names: list[str], passt
         if source is not None:
             stored = dict(zip(source.channel_names, source.metadata.get("channel_formats", [])))
             for name in extra:
-                planes.append(source.channel(name)[:, :, None])
+                plane = rendered[name] if name in rendered else source.channel(name)
+                planes.append(np.asarray(plane, np.float32)[:, :, None])
                 formats[name] = stored.get(name, "float")
             if passthrough and passthrough in stored and job.depth.kind == "channel":
                 formats[passthrough] = stored[passthrough]

@@ -39,7 +39,8 @@ from focuspull.pipeline.progress import Throughput
 from focuspull.stages.models import ModelCache
 from focuspull.pipeline.clip import DiskClip, InbandClip
 from focuspull.pipeline.output_plan import (check_no_clobber, display_window, frame_parts, is_exr, output_channels,
-                                            output_compression, output_transfer, plan_output)
+                                            output_compression, output_transfer, plan_output,
+                                            rendered_channel_groups)
 
 
 
@@ -221,7 +222,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         lenses.preflight(frames)
     if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
-    render = _renderer(job, lenses, cancelled)  # checks the device
+    render = _renderer(job, lenses, cancelled, rendered_channel_groups(job, clip))  # checks the device
     disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
     names, passthrough = output_channels(job, clip)
     to_render, skipped = plan_output(job, clip, frames, names)
@@ -255,10 +256,10 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
                                 "finished frames are complete on disk; render again using 'output.resume'", field="output.resume")
-            image = render(frame, clip, disparity, focus)
+            image, rendered_channels = render(frame, clip, disparity, focus)
             path = None
             if out is not None:
-                parts = frame_parts(job, clip, frame, image, names, passthrough, fingerprint)
+                parts = frame_parts(job, clip, frame, image, names, passthrough, fingerprint, rendered_channels)
                 path = write_parts(out.path(frame), parts, compression=compression, half=job.output.half,
                                    transfer=transfer, colour=clip.ocio)
                 result.written.append(path)
@@ -285,8 +286,10 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     return result
 
 
-def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[], bool]] = None):
-    """``render(frame, clip, disparity, focus) -> H x W x C`` for this job (torch loads here)."""
+def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[], bool]] = None,
+              channel_groups: Optional[list] = None):
+    """``render(frame, clip, disparity, focus) -> (H x W x C, {channel: H x W})`` for this job
+    (torch loads here): the picture, and the ``output.channels`` rendered with the same CoC."""
     from focuspull.stages.render.layered import render_coc  # noqa: PLC0415
 
     _check_device(job.device)
@@ -306,17 +309,30 @@ def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[],
         if section.setup_view:
             from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
 
-            return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
+            return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3], {}
         pixel_aspect = float(clip.metadata(frame).get("pixelAspectRatio", 1.0) or 1.0)
+        aperture = section.aperture_at(frame, pixel_aspect)
+
+        def blur(pixels):
+            return np.asarray(render_coc(pixels, coc, aperture=aperture, highlights=section.highlights,
+                                         plane_spacing_px=section.plane_spacing_px, device=section.device,
+                                         cancelled=cancelled), dtype=np.float32)
+
         try:
-            rendered = render_coc(image, coc, aperture=section.aperture_at(frame, pixel_aspect),
-                                  highlights=section.highlights, plane_spacing_px=section.plane_spacing_px,
-                                  device=section.device,
-                                  cancelled=cancelled)
+            rendered = blur(image)
+            extras = {}
+            for group in channel_groups or ():
+                # An AOV layer blurs like the picture: its own values, the picture's alpha (coverage).
+                planes = [clip.channel(frame, n) for n in group]
+                planes += [np.zeros_like(planes[0])] * (3 - len(planes))
+                if image.shape[2] == 4:
+                    planes.append(image[:, :, 3])
+                out = blur(np.stack(planes, axis=2))
+                extras.update({n: out[:, :, i] for i, n in enumerate(group)})
         except Cancelled:
             raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
                             "finished frames are complete on disk; render again using 'output.resume'", field="output.resume") from None
-        return np.asarray(rendered, dtype=np.float32)
+        return rendered, extras
 
     return render
 

@@ -282,6 +282,10 @@ FIELDS: tuple[Field, ...] = (
        flag="--preview-fps", knob="preview_fps", help="preview frame rate"),
     _f("output.setup_view", "bool", False, label="Focal plane setup", flag="--setup-view", knob="output",
        help="write the focal-plane setup view instead (green in focus, red in front, blue behind)"),
+    _f("output.channels", "str", None, optional=True, max_chars=MAX_PATH_CHARS, label="Render channels",
+       flag="--channels", knob="channels", metavar="CHANNELS",
+       help="also render these channels of the input with the same bokeh: comma-separated names or layers "
+            "(e.g. diffuse,specular.R); every other channel passes through untouched"),
     _f("output.keep_depth", "bool", True, label="Keep depth", knob="keep_depth",
        help="copy the depth channel into the output EXRs"),
     # -- render

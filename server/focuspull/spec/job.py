@@ -302,7 +302,8 @@ class OutputSpec:
     """Where results go.  ``pattern`` None = in-band (returned to the caller).
     ``resume`` skips complete frames; ``overwrite`` replaces existing ones; neither = refuse.
     ``setup_view`` writes the focal-plane setup view instead of the render.  ``keep_depth``
-    passes the input depth channel through to EXR output."""
+    passes the input depth channel through to EXR output; ``channels`` names other channels
+    or layers of the input rendered with the same bokeh (the rest pass through untouched)."""
 
     pattern: Optional[str] = _spec("output.pattern")
     compression: Optional[str] = _spec("output.compression")
@@ -313,6 +314,7 @@ class OutputSpec:
     preview_fps: float = _spec("output.preview_fps")
     setup_view: bool = _spec("output.setup_view")
     keep_depth: bool = _spec("output.keep_depth")
+    channels: Optional[str] = _spec("output.channels")
 
 
 @dataclass(frozen=True)
