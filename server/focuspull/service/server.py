@@ -80,6 +80,9 @@ def check_job_paths(spec: Any, policy: PathPolicy) -> Any:
     return dataclasses.replace(spec, input=inp, depth=depth, output=out, aperture=aperture, colour=colour)
 
 
+_HELLO_READY_WAIT_S = 60.0
+
+
 class Server:
     """Serve until :meth:`stop` (signal handlers call it).  One instance, one ROUTER."""
 
@@ -262,6 +265,10 @@ class Server:
         return "pong", {"time": time.time()}
 
     def _on_hello(self, ident, msg, frames):
+        # A hello right after start-up must not race the workers loading the pipeline: the
+        # stages and models it lists are those of loaded runners (bounded wait, start-up only).
+        for worker in self.workers:
+            worker.ready.wait(timeout=_HELLO_READY_WAIT_S)
         runners = [w.runner for w in self.workers if w.runner is not None]
         models = sorted({m for r in runners if hasattr(r, "models") for m in r.models()})
         stages = list(BASE_STAGES) + sorted({s for r in runners if hasattr(r, "stages") for s in r.stages()})
