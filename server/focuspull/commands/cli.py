@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "demo": "focuspull.commands.demo",
     "serve": "focuspull.commands.serve",
     "submit": "focuspull.commands.submit",
+    "farm": "focuspull.commands.farm",
 }
 
 from focuspull.commands.outcome import (EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401

@@ -25,7 +25,7 @@ from focuspull.service.auth import check_token
 from focuspull.service.config import ServerConfig
 from focuspull.service.jobs import CANCELLED, FINISHED, QUEUED, FairQueue, Job
 from focuspull.service.paths import PathPolicy
-from focuspull.service.worker import PipelineRunner, Runner, Worker, describe
+from focuspull.service.worker import PipelineRunner, Runner, Worker, describe, offered
 
 log = logging.getLogger("focuspull.service")
 
@@ -78,9 +78,6 @@ def check_job_paths(spec: Any, policy: PathPolicy) -> Any:
     if colour.config is not None and not colour.config.startswith("ocio://"):  # built-in configs are no files
         colour = dataclasses.replace(colour, config=str(policy.resolve(colour.config, kind="colour.config")))
     return dataclasses.replace(spec, input=inp, depth=depth, output=out, aperture=aperture, colour=colour)
-
-
-_HELLO_READY_WAIT_S = 60.0
 
 
 class Server:
@@ -265,13 +262,16 @@ class Server:
         return "pong", {"time": time.time()}
 
     def _on_hello(self, ident, msg, frames):
-        # A hello right after start-up must not race the workers loading the pipeline: the
-        # stages and models it lists are those of loaded runners (bounded wait, start-up only).
-        for worker in self.workers:
-            worker.ready.wait(timeout=_HELLO_READY_WAIT_S)
-        runners = [w.runner for w in self.workers if w.runner is not None]
-        models = sorted({m for r in runners if hasattr(r, "models") for m in r.models()})
-        stages = list(BASE_STAGES) + sorted({s for r in runners if hasattr(r, "stages") for s in r.stages()})
+        # A worker still loading counts: its runner is the factory's; one that failed to load does not.
+        live = [w for w in self.workers if w.load_error is None]
+        stages, models = list(BASE_STAGES), []
+        if live and self.runner_factory is PipelineRunner:
+            pipeline_stages, models = offered()
+            stages += pipeline_stages
+        elif live:
+            runners = [w.runner for w in live if w.runner is not None]
+            models = sorted({m for r in runners if hasattr(r, "models") for m in r.models()})
+            stages += sorted({s for r in runners if hasattr(r, "stages") for s in r.stages()})
         limits = {"max_message_bytes": self.limits.max_message_bytes,
                   "max_header_bytes": self.limits.max_header_bytes,
                   "max_arrays": self.limits.max_arrays, "max_frames": self.config.max_frames,

@@ -56,15 +56,10 @@ class PipelineRunner:
 
     def models(self) -> list[str]:
         """``["depth:tiny", ...]``: every model a job may name (registered by import string)."""
-        from focuspull.stages.models import MODELS
-
-        return [f"{kind}:{name}" for kind in MODELS for name in sorted(MODELS[kind])]
+        return offered()[1]
 
     def stages(self) -> list[str]:
-        """The stages this server really runs: refine only when a refiner is registered."""
-        from focuspull.stages.models import MODELS
-
-        return ["depth", "render"] + (["refine"] if MODELS["refine"] else [])
+        return offered()[0]
 
     def __call__(self, job: Job, on_event, cancelled) -> Outcome:
         spec = job.spec
@@ -73,6 +68,15 @@ class PipelineRunner:
         result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband,
                                models=self.cache)
         return Outcome(list(result.rendered), list(result.skipped), dict(result.frames or {}))
+
+
+def offered() -> tuple[list[str], list[str]]:
+    """(stages, models) the real pipeline runs: refine only when a refiner is registered.
+    From the registry alone (no torch), so a server answers hello while its workers load."""
+    from focuspull.stages.models import MODELS
+
+    models = [f"{kind}:{name}" for kind in MODELS for name in sorted(MODELS[kind])]
+    return ["depth", "render"] + (["refine"] if MODELS["refine"] else []), models
 
 
 def echo(job: Job, on_event, cancelled) -> Outcome:
