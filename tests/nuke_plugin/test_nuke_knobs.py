@@ -121,11 +121,20 @@ def test_animating_a_knob_the_job_takes_once_is_an_error_naming_the_knob(fake_nu
     from focuspull_nuke import node as fp
 
     n = make_node(fake_nuke, [1, 2, 3])
-    n["rotation"].animate([(1, 0.0, fake_nuke.LINEAR), (3, 30.0, fake_nuke.LINEAR)])
+    n["bloom_gain"].animate([(1, 1.0, fake_nuke.LINEAR), (3, 4.0, fake_nuke.LINEAR)])
     with pytest.raises(JobSpecError) as info:
         fp.knob_job(n)
-    assert info.value.field == "aperture.rotation_deg"
-    assert "rotation knob is animated" in fp.error_text(info.value)
+    assert info.value.field == "highlights.gain"
+    assert "bloom_gain knob is animated" in fp.error_text(info.value)
+
+
+def test_animated_blade_rotation_becomes_the_jobs_keyframes(fake_nuke):
+    from focuspull_nuke import node as fp
+
+    n = make_node(fake_nuke, [1, 2, 3])
+    n["rotation"].animate([(1, 0.0, fake_nuke.LINEAR), (3, 30.0, fake_nuke.LINEAR)])
+    job, _ = fp.knob_job(n)
+    assert job["aperture"]["rotation_deg"] == {"keys": {"1": 0.0, "3": 30.0}, "interpolation": "linear"}
 
 
 def test_preferences_panel_saves_and_the_environment_wins(fake_nuke, monkeypatch, tmp_path):
