@@ -48,11 +48,11 @@ def test_init_and_menu_register_the_node_under_filter_and_in_the_nodes_toolbar(f
 
 def test_every_registry_knob_is_on_the_node_with_its_class_range_choices_and_tooltip(fake_nuke):
     from focuspull_nuke import node as fp
-    from focuspull_nuke.knobs import TABLE
+    from focuspull_nuke.knobs import NODE_MANAGED, TABLE
 
     n = fp.create()
     for entry in FIELDS:
-        if not entry.knob or entry.path in ("input.pattern", "output.pattern", "output.resume", "output.overwrite"):
+        if not entry.knob or entry.path in NODE_MANAGED:
             continue
         knob = n[entry.knob]
         assert entry.help[1:30] in knob.tooltip, entry.path
@@ -61,6 +61,8 @@ def test_every_registry_knob_is_on_the_node_with_its_class_range_choices_and_too
         if entry.kind == "choice":
             assert knob.Class() == "Enumeration_Knob" and knob.values == list(entry.choices)
     assert n["focal_point"].Class() == "XY_Knob"
+    with pytest.raises(KeyError):  # the node converts its picker itself: no origin to flip
+        n["focal_point_origin"]
     assert n["math"].values == list(DEPTH_MATHS) and n["blades"].Class() == "Int_Knob"
     assert n["output"].values == ["result", "focal plane setup"]
     assert n["use_size"].Class() == "Boolean_Knob"  # optional numbers have a switch
