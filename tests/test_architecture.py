@@ -55,12 +55,15 @@ def test_client_and_spec_import_in_a_venv_without_torch(tmp_path):
             (site / name).symlink_to(SITE / name)
     (site / "focuspull.pth").write_text(str(REPO / "server") + "\n")
     code = ("import sys, focuspull, focuspull.client, focuspull.spec.job, focuspull.spec.fields, focuspull.protocol\n"
+            "import focuspull.exr_lite as exr, numpy as np\n"
+            "exr.write_exr(sys.argv[1], {'R': np.ones((3, 4)), 'Z': np.full((3, 4), 7.0)})\n"
+            "assert exr.read_exr(sys.argv[1]).channels['Z'].sum() == 84\n"
             "from focuspull.spec.job import RenderJob\n"
             "RenderJob.from_dict({'input': {'pattern': 'a.####.exr'}, 'lens': {'fstop': '1001:2,1010:4@smooth'}})\n"
             "heavy = [m for m in ('torch', 'OpenImageIO', 'av', 'diffusers') if m in sys.modules]\n"
             "import importlib.util as u\n"
             "print('loaded', heavy, 'installed', [m for m in ('torch', 'OpenImageIO') if u.find_spec(m)])")
-    out = subprocess.run([str(py), "-I", "-c", code], capture_output=True, text=True,
+    out = subprocess.run([str(py), "-I", "-c", code, str(tmp_path / "host.exr")], capture_output=True, text=True,
                          env={"PATH": os.environ.get("PATH", "")})
     # -I ignores PYTHONPATH and user site; the .pth in the venv's site-packages still applies.
     assert out.returncode == 0, out.stderr[-2000:]

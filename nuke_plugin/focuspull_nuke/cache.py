@@ -10,7 +10,7 @@ changes pixels, not the frame list or paths) with a digest of each input frame's
 over the range.  Unchanged knobs over unchanged input find their frames and render
 nothing; a changed knob, input pixel or range gives a new key and renders again (temporal
 stages read neighbouring frames, so a frame's result depends on the whole range's input).  Frames appear atomically (the server writes them
-through a temp file and rename, and so does :func:`focuspull_nuke.exr.write_exr`), so a
+through a temp file and rename, and so does :func:`focuspull.exr_lite.write_exr`), so a
 file that exists is complete.
 """
 from __future__ import annotations
@@ -20,9 +20,11 @@ import os
 import re
 from typing import Iterable, Mapping
 
+from focuspull import exr_lite
 from focuspull.spec.job import RenderJob
 
-from focuspull_nuke.exr import pixel_digest  # noqa: F401 - the cache's frame digest
+#: What to change when the hidden Write's frames are of a kind the in-band reader cannot read.
+EXR_HINT = "set the hidden Write to EXR, scanline, 'Zip (1 scanline)' or 'none' compression"
 
 INPUT_NAME = "plate.####.exr"
 OUTPUT_NAME = "dof.####.exr"
@@ -55,3 +57,8 @@ def render_key(job: Mapping, digests: Mapping[int, str]) -> str:
 
 def missing_frames(pattern: str, frames: Iterable[int]) -> list[int]:
     return [f for f in frames if not os.path.isfile(frame_path(pattern, f))]
+
+
+def pixel_digest(path: str) -> str:
+    """The cache's frame digest: :func:`focuspull.exr_lite.pixel_digest` (pixels, not header stamps)."""
+    return exr_lite.pixel_digest(path, hint=EXR_HINT)

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from focuspull.client import Client
+from focuspull.exr_lite import find_depth_channel, read_exr, write_exr
 from focuspull.errors import (AuthError, Cancelled, FocuspullError, InputError, InternalError, JobSpecError,
                               ModelError, PathPolicyError, ServiceUnavailable)
 from focuspull.spec.fields import translate
 from focuspull.spec.job import RenderJob
 
 from focuspull_nuke import NODE_CLASS, cache, host, settings as settings_mod
-from focuspull_nuke.exr import read_exr, write_exr
 from focuspull_nuke.knobs import TABLE
 from focuspull_nuke.mapping import job_from_knobs
 
@@ -173,9 +173,9 @@ def _inband_frames(plan: Plan, frames) -> tuple[dict, dict]:
     table, windows = {}, {}
     for f in frames:
         path = cache.frame_path(plan.job["input"]["pattern"], f)
-        img = read_exr(path)
+        img = read_exr(path, hint=cache.EXR_HINT)
         names = set(img.channels)
-        depth = depth_name or next((n for n in ("Z", "depth.Z", "depth.z") if n in names), None)
+        depth = depth_name or find_depth_channel(names)
         if depth is None or depth not in names:
             raise InputError(f"no depth channel in the node's input (channels {', '.join(sorted(names))})",
                              "feed the node an image with depth (depth.Z), or name it in the z_channel knob")
@@ -205,7 +205,7 @@ def _inband_chunks(plan: Plan, limit_bytes: int | None) -> list[list[int]]:
                 or job.get("focus", {}).get("track_from_frame") is not None)
     if temporal:
         return [list(plan.missing)]
-    first = read_exr(cache.frame_path(job["input"]["pattern"], plan.missing[0]))
+    first = read_exr(cache.frame_path(job["input"]["pattern"], plan.missing[0]), hint=cache.EXR_HINT)
     dx0, dy0, dx1, dy1 = first.display_window
     frame_bytes = (dx1 - dx0 + 1) * (dy1 - dy0 + 1) * 5 * 4  # rgba + depth, float32
     size = max(1, min(INBAND_CHUNK_FRAMES, (limit_bytes or 2**31) // (2 * frame_bytes)))
@@ -217,7 +217,7 @@ def _write_result(plan: Plan, frame: int, pixels: np.ndarray, depth, window) -> 
     planes = {n: pixels[..., i] for i, n in enumerate(names)}
     if depth is not None and plan.job.get("output", {}).get("keep_depth", True):
         planes["depth.Z"] = depth
-    write_exr(cache.frame_path(plan.output_pattern, frame), planes,
+    write_exr(cache.frame_path(plan.output_pattern, frame), planes, compression="none",
               half=plan.job.get("output", {}).get("half", True), display_window=window)
 
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+from focuspull import exr_lite as exr
 from focuspull.spec.job import RenderJob
 
-from focuspull_resolve import exr, settings
+from focuspull_resolve import settings
 from focuspull_resolve.common import (TITLE, ask_settings, connect, field_error, make_workdir, remove_workdir,
                                       safe_name)
 from focuspull_resolve.host import ResolveHost
-from focuspull_resolve.jobs import JobRun, run_with_progress
+from focuspull_resolve.jobs import EXR_HINT, JobRun, run_with_progress
 from focuspull_resolve.sequences import Sequence, find_rendered, from_resolve_path
 
 RENDER_DONE, RENDER_BAD = ("Complete",), ("Failed", "Cancelled")
@@ -39,7 +40,7 @@ def clip_source(info: dict) -> Optional[tuple[Sequence, list[int], bool]]:
     has_depth = False
     if seq.tail.lower().endswith(".exr") and os.path.exists(seq.path(frames[0])):
         try:
-            has_depth = exr.find_depth_channel(exr.channel_names(seq.path(frames[0]))) is not None
+            has_depth = exr.find_depth_channel(exr.channel_names(seq.path(frames[0]), hint=EXR_HINT)) is not None
         except (exr.ExrError, OSError):
             has_depth = False
     return seq, frames, has_depth

@@ -16,11 +16,14 @@ import queue
 import threading
 from typing import Any, Callable, Optional
 
+from focuspull import exr_lite as exr
 from focuspull.client import Client
 from focuspull.errors import Cancelled, FocuspullError, PathPolicyError
 
-from focuspull_resolve import exr
 from focuspull_resolve.sequences import Sequence
+
+#: What to change when a clip's EXRs are of a kind the in-band reader cannot read.
+EXR_HINT = "set the Saver / render to ZIP or no compression"
 
 
 def check_server(endpoint: str, timeout_s: float = 3.0) -> dict:
@@ -36,15 +39,17 @@ def read_inband(seq: Sequence, frames, want_depth: bool) -> dict[int, dict]:
     out = {}
     for frame in frames:
         path = seq.path(frame)
-        planes = exr.read_exr(path)
+        planes = exr.read_exr(path, hint=EXR_HINT).channels
         colour = [c for c in ("R", "G", "B", "A") if c in planes]
         if colour[:3] != ["R", "G", "B"]:
-            raise exr.ExrError(f"{path} has channels {', '.join(sorted(planes))}, not R, G, B")
+            raise exr.ExrError(f"{path} has channels {', '.join(sorted(planes))}, not R, G, B",
+                               "render the clip with its colour as R, G, B")
         entry = {"rgba": np.stack([planes[c] for c in colour], axis=-1).astype(np.float32)}
         if want_depth:
             name = exr.find_depth_channel(planes)
             if name is None:
-                raise exr.ExrError(f"{path} has no depth channel (Z); channels are {', '.join(sorted(planes))}")
+                raise exr.ExrError(f"{path} has no depth channel (Z); channels are {', '.join(sorted(planes))}",
+                                   "render the depth as a Z channel, or choose the depth model")
             entry["depth"] = planes[name].astype(np.float32)
         out[frame] = entry
     return out
@@ -107,13 +112,13 @@ class JobRun:
                     for frame, pixels in sorted(handle.frames.items()):
                         names = ["R", "G", "B", "A"][:pixels.shape[-1]]
                         planes = {n: pixels[..., i] for i, n in enumerate(names)}
-                        self.written.append(exr.write_exr(self.output.path(frame), planes, half=half))
+                        self.written.append(exr.write_exr(self.output.path(frame), planes, half=half, compression="zip"))
                 else:
                     self.written = [self.output.path(f) for f in handle.rendered or []]
             self.events.put(("done", None))
         except Cancelled as exc:
             self.events.put(("cancelled", exc))
-        except (FocuspullError, exr.ExrError, OSError) as exc:
+        except (FocuspullError, OSError) as exc:  # exr.ExrError is a FocuspullError
             self.events.put(("failed", exc))
         except Exception as exc:  # noqa: BLE001 - a host script must never die silently
             self.events.put(("failed", exc))

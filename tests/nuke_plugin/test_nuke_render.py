@@ -20,7 +20,9 @@ from focuspull_nuke.node import INBAND_CHUNK_FRAMES
 from nuke_helpers import make_node
 from test_service_support import free_port, start_server  # noqa: F401 (fixture)
 
-from conftest import HERE, REPO
+# Not ``from conftest import``: with tests/resolve_script in the same run, ``conftest`` may be that one.
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
 
 pytestmark = pytest.mark.timeout(180)
 

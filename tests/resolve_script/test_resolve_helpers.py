@@ -1,4 +1,4 @@
-"""The pure-Python parts of the scripts: the small EXR codec (against OpenImageIO), sequence
+"""The pure-Python parts of the scripts: in-band frames through the shared EXR codec, sequence
 names as Resolve and Fusion spell them, and the settings window generated from the registry."""
 from __future__ import annotations
 
@@ -8,49 +8,34 @@ import os
 import numpy as np
 import pytest
 
+from focuspull import exr_lite as exr
 from focuspull.errors import JobSpecError
-from focuspull.io.images import read_image, write_image
+from focuspull.io.images import write_image
 from focuspull.spec import fields as registry
 from focuspull.spec.job import RenderJob
-from focuspull_resolve import exr, settings
+from focuspull_resolve import jobs, settings
 from focuspull_resolve.sequences import Sequence, find_rendered, from_resolve_path
 
 
 # ----------------------------------------------------------------------------------- exr
-@pytest.mark.parametrize("compression", ["none", "zips", "zip"])
-@pytest.mark.parametrize("half", [True, False])
-def test_exr_reader_gives_what_openimageio_wrote(tmp_path, compression, half):
+def test_inband_frames_are_read_with_the_shared_codec_and_errors_name_the_saver_setting(tmp_path):
     rng = np.random.default_rng(1)
-    pixels = (rng.random((37, 21, 5)) * 50 - 5).astype(np.float32)  # 37 rows: a partial 16-line chunk
-    path = str(tmp_path / "a.exr")
-    write_image(path, pixels, ["R", "G", "B", "A", "depth.Z"], compression=compression, half=half)
-    planes = exr.read_exr(path)
-    reference = read_image(path)
-    assert sorted(planes) == sorted(reference.channel_names)
-    for i, name in enumerate(reference.channel_names):
-        np.testing.assert_array_equal(planes[name], reference.pixels[..., i])
-    assert exr.find_depth_channel(exr.channel_names(path)) == "depth.Z"
-
-
-def test_exr_writer_is_read_back_by_openimageio(tmp_path):
-    rng = np.random.default_rng(2)
-    planes = {c: (rng.random((19, 40)) * 9).astype(np.float32) for c in ("R", "G", "B", "A", "Z")}
-    path = exr.write_exr(str(tmp_path / "b.exr"), planes, half=True)
-    image = read_image(path)
-    for i, name in enumerate(image.channel_names):
-        want = planes[name] if name == "Z" else planes[name].astype(np.float16).astype(np.float32)
-        np.testing.assert_array_equal(image.pixels[..., i], want)  # colour half, depth float
-    assert [f for f in os.listdir(tmp_path) if f.startswith(".tmp")] == []
-
-
-def test_exr_reader_says_which_setting_to_change(tmp_path):
-    path = str(tmp_path / "p.exr")
-    write_image(path, np.ones((4, 4, 3), np.float32), compression="piz")
-    with pytest.raises(exr.ExrError, match="piz compression; set the Saver / render to ZIP or no compression"):
-        exr.read_exr(path)
-    (tmp_path / "x.exr").write_bytes(b"not an exr at all")
-    with pytest.raises(exr.ExrError, match="not an OpenEXR file"):
-        exr.read_exr(str(tmp_path / "x.exr"))
+    pixels = (rng.random((37, 21, 5)) * 50 - 5).astype(np.float32)
+    seq = Sequence(str(tmp_path / "a."), 4, ".exr")
+    write_image(seq.path(1), pixels, ["R", "G", "B", "A", "depth.Z"], compression="zip", half=False)
+    frames = jobs.read_inband(seq, [1], want_depth=True)
+    np.testing.assert_array_equal(frames[1]["rgba"], pixels[..., :4])
+    np.testing.assert_array_equal(frames[1]["depth"], pixels[..., 4])
+    assert exr.find_depth_channel(exr.channel_names(seq.path(1))) == "depth.Z"
+    write_image(seq.path(2), pixels[..., :3], compression="zip")
+    with pytest.raises(exr.ExrError, match="no depth channel"):
+        jobs.read_inband(seq, [2], want_depth=True)
+    write_image(seq.path(3), np.ones((4, 4, 3), np.float32), compression="piz")
+    with pytest.raises(exr.ExrError, match="piz compression.*set the Saver / render to ZIP or no compression"):
+        jobs.read_inband(seq, [3], want_depth=False)
+    (tmp_path / "a.0004.exr").write_bytes(b"not an exr at all")
+    with pytest.raises(exr.ExrError, match="not an OpenEXR file.*set the Saver / render"):
+        jobs.read_inband(seq, [4], want_depth=False)
 
 
 # ----------------------------------------------------------------------------- sequences

@@ -18,7 +18,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SCRIPTS = os.path.join(REPO, "resolve_script")
 PACKAGE = os.path.join(SCRIPTS, "focuspull_resolve")
-ALLOWED_FOCUSPULL = ("focuspull", "focuspull.client", "focuspull.protocol", "focuspull.errors", "focuspull.spec")
+ALLOWED_FOCUSPULL = ("focuspull", "focuspull.client", "focuspull.protocol", "focuspull.errors", "focuspull.spec",
+                     "focuspull.exr_lite")
 
 PROBE = r"""
 import json, runpy, sys

@@ -7,14 +7,8 @@ from __future__ import annotations
 import os
 
 from focuspull.errors import SequenceError
+from focuspull.spec.vocabulary import DEPTH_CHANNEL_CANDIDATES, is_depth_like
 
-# Depth channel names tried in this order when the user names none.  First the
-# Nuke/EXR conventions (``Z`` of the main layer, then a ``depth`` layer as Nuke's
-# ScanlineRender, Blender and Arnold write it), then common renderer spellings.
-DEPTH_CHANNEL_CANDIDATES = (
-    "Z", "depth.Z", "depth.z", "Depth.Z", "depth", "Depth", "depth.Y", "depth.R",
-    "zDepth", "ZDepth", "Zdepth", "z", "depth.V", "Z.Z", "ViewLayer.Depth.Z",
-)
 # In a file that holds only depth (a separate depth sequence, e.g. a 16-bit PNG from
 # a depth estimator) the grey or red channel is the depth too.
 DEPTH_ONLY_FALLBACK = ("Y", "R")
@@ -76,12 +70,6 @@ def is_colour_channel(name: str) -> bool:
     Depth, alpha, ids and other data channels are never gamma-decoded.
     """
     return name.rsplit(".", 1)[-1] in _COLOUR and not is_depth_like(name)
-
-
-def is_depth_like(name: str) -> bool:
-    """Channels kept in float even when colour is written as half (half loses depth precision)."""
-    base = name.rsplit(".", 1)[-1]
-    return name in DEPTH_CHANNEL_CANDIDATES or base in ("Z", "z") or name.lower().startswith("depth")
 
 
 __all__ = ["DEPTH_CHANNEL_CANDIDATES", "DEPTH_ONLY_FALLBACK", "find_depth_channel",
