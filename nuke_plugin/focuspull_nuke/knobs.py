@@ -20,7 +20,9 @@ from focuspull.spec.fields import FIELDS, Field
 
 #: Job paths the node fills in itself: the cache folders, resume, and the matte channel
 #: when the matte input is connected (the knob still names one in the input).
-NODE_MANAGED = ("input.pattern", "output.pattern", "output.resume", "output.overwrite")
+# focus.origin: the node converts its focal_point picker (bottom-left, y up) to the job's
+# top-left point itself (mapping.nuke_to_job_point), so no knob may flip the origin again.
+NODE_MANAGED = ("input.pattern", "output.pattern", "output.resume", "output.overwrite", "focus.origin")
 #: Nuke-specific presentation of a bool field: (choices, value meaning True).
 ENUM_BOOLS = {"output.setup_view": (("result", "focal plane setup"), "focal plane setup")}
 _KIND_TO_CLASS = {"float": "double", "int": "int", "bool": "bool", "choice": "enum", "str": "string",

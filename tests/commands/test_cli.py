@@ -121,7 +121,7 @@ def test_options_become_the_job_a_compositor_means():
     assert (job.depth.kind, job.depth.pattern, job.depth.depth_math) == ("sequence", "d.####.exr", "far=0")
     assert job.frames == (1001, 1004, 1007, 1010)
     assert job.output.resume and not job.output.half and job.output.compression == "piz"
-    assert (job.aperture.blades, job.aperture.rotation_deg) == (6, 12.0)
+    assert (job.aperture.blades.value_at(0), job.aperture.rotation_deg.value_at(0)) == (6, 12.0)
 
 
 def test_cg_camera_reaches_the_lens_of_every_frame():
@@ -165,10 +165,10 @@ def test_conflicting_or_malformed_options_exit_2_with_a_hint(capsys, argv, needl
     (["--focus-distance", "0"], "--focus-distance must be 0.001 .. 1e+06 m", "--focus-distance"),
     (["--focus-distance", "1:3,10:-1"], "frame 10", "--focus-distance"),
     (["--max-size", "-1"], "--max-size must be 0 .. 1024 px", "--max-size"),
-    (["--max-size", "nan"], "finite", "--max-size"),
+    (["--max-size", "nan"], "not a number", "--max-size"),  # animatable: keyframe text
     (["--preview-fps", "nan"], "finite", "--preview-fps"),
     (["--plane-spacing", "inf"], "finite", "--plane-spacing"),
-    (["--rotation", "nan"], "finite", "--rotation"),
+    (["--rotation", "nan"], "not a number", "--rotation"),
     (["--highlight-threshold", "0.9", "--highlight-gain", "nan"], "finite", "--highlight-gain"),
     (["--compression", "zstd"], "compression", "dwaa:45"),
 ])

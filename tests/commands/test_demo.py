@@ -74,7 +74,7 @@ def test_reduced_demo_writes_valid_files(tmp_path):
     with av.open(info["preview"]) as container:
         assert len(list(container.decode(video=0))) == 4
 
-    sheet = read_image(info["contact_sheet"])
+    sheet = read_image(info["contact_sheet"], transfer="linear")  # display code values, through the view
     thumb_w, thumb_h = 96 // 3, 54 // 3
     assert sheet.pixels.shape[:2] == (2 * thumb_h + 4, 6 * thumb_w + 5 * 4)
     assert 0.0 <= sheet.pixels.min() and sheet.pixels.max() <= 1.0 + 1e-6

@@ -17,7 +17,7 @@ from focuspull.io import images
 from focuspull.io.atomic import STALE_TEMP_AGE_S, host_token, is_temp_path, remove_stale_temp_files, temp_path_for
 from focuspull.io.channels import find_depth_channel
 from focuspull.io.images import Image, is_complete_frame, read_image, write_image
-from focuspull.io.transfer import from_linear
+from focuspull.io.colour import from_linear, to_linear
 
 H, W = 48, 64
 RNG = np.random.default_rng(7)
@@ -111,7 +111,8 @@ def test_metadata_of_another_size_is_refused(tmp_path):
 # --- display formats ----------------------------------------------------------------
 
 def test_png16_transfer_round_trip_and_stored_values_are_srgb(tmp_path):
-    linear = RNG.random((H, W, 3), dtype=np.float32)
+    # Light inside the PNG's gamut (the working space, ACEScg, is wider than sRGB's).
+    linear = to_linear(RNG.random((H, W, 3), dtype=np.float32), "srgb")
     write_image(tmp_path / "a.png", linear, bits=16)
     image = read_image(tmp_path / "a.png")
     assert image.transfer == "srgb" and image.metadata["format"] == "uint16"

@@ -9,7 +9,7 @@ import pytest
 
 from focuspull.errors import InputError, SequenceError
 from focuspull.io.preview import PreviewWriter
-from focuspull.io.transfer import from_linear
+from focuspull.io.colour import colour_setup
 
 
 def _decode(path):
@@ -30,7 +30,8 @@ def test_ten_frames_round_trip(tmp_path):
     assert frames[0].shape == (48, 64, 3)
     assert rate == 24
     means = np.array([f.mean() for f in frames])
-    expected = from_linear(levels, "srgb") * 255.0  # linear -> sRGB display values
+    # linear -> the config's default display and view (ACES 2.0 SDR on sRGB)
+    expected = colour_setup().to_display(levels[:, None].repeat(3, axis=1))[:, 0] * 255.0
     np.testing.assert_allclose(means, expected, atol=3.0)
     assert os.listdir(tmp_path) == ["review.mp4"]
 
@@ -51,11 +52,28 @@ def test_odd_sizes_are_padded_and_ntsc_rate_kept(tmp_path):
 
 def test_highlights_are_clamped(tmp_path):
     path = tmp_path / "hot.mp4"
-    with PreviewWriter(str(path), transfer="rec709") as movie:
+    with PreviewWriter(str(path), display="Rec.1886 Rec.709 - Display", view="Video (colorimetric)") as movie:
         movie.write(np.full((16, 16, 3), 50.0, np.float32))
         movie.write(np.full((16, 16, 3), -3.0, np.float32))
     frames, _, _ = _decode(path)
     assert frames[0].mean() > 250 and frames[1].mean() < 5
+
+
+def test_hdr_highlights_are_tone_mapped_by_the_view_not_clipped(tmp_path):
+    # A horizontal ramp of light from 0.05 to 200 (7+ stops above diffuse white).
+    ramp = np.geomspace(0.05, 200.0, 256, dtype=np.float32)
+    frame = np.repeat(ramp[None, :, None], 64, axis=0).repeat(3, axis=2)
+    frame[:, :, 2] *= 0.5  # warm, so the tone map's hue handling shows too
+    with PreviewWriter(str(tmp_path / "hdr.mp4")) as movie:
+        movie.write(frame)
+    shown = _decode(tmp_path / "hdr.mp4")[0][0].astype(np.float32)
+    luma = shown[32].mean(axis=1)
+    above_white = ramp > 1.0
+    columns = np.nonzero(above_white)[0]
+    # Clipping would flatten everything above 1.0 to 255: the view keeps a gradient there.
+    assert luma[columns[-1]] - luma[columns[0]] > 25
+    assert (shown[32, columns] >= 254.5).all(axis=1).mean() < 0.2
+    assert luma[-1] > luma[columns[len(columns) // 2]] > luma[columns[0]]
 
 
 def test_exception_leaves_no_movie_and_no_temp(tmp_path):
@@ -71,7 +89,7 @@ def test_size_change_and_bad_inputs(tmp_path):
     with pytest.raises(InputError):
         PreviewWriter(str(tmp_path / "review.avi"))
     with pytest.raises(InputError):
-        PreviewWriter(str(tmp_path / "review.mp4"), transfer="log")
+        PreviewWriter(str(tmp_path / "review.mp4"), display="log")
     with pytest.raises(InputError):
         with PreviewWriter(str(tmp_path / "a.mp4")) as movie:
             movie.write(np.zeros((16, 16, 3), np.float32))

@@ -50,11 +50,11 @@ def test_init_and_menu_register_the_node_under_filter_and_in_the_nodes_toolbar(f
 
 def test_every_registry_knob_is_on_the_node_with_its_class_range_choices_and_tooltip(fake_nuke):
     from focuspull_nuke import node as fp
-    from focuspull_nuke.knobs import TABLE
+    from focuspull_nuke.knobs import NODE_MANAGED, TABLE
 
     n = fp.create()
     for entry in FIELDS:
-        if not entry.knob or entry.path in ("input.pattern", "output.pattern", "output.resume", "output.overwrite"):
+        if not entry.knob or entry.path in NODE_MANAGED:
             continue
         knob = n[entry.knob]
         assert entry.help[1:30] in knob.tooltip, entry.path
@@ -63,6 +63,8 @@ def test_every_registry_knob_is_on_the_node_with_its_class_range_choices_and_too
         if entry.kind == "choice":
             assert knob.Class() == "Enumeration_Knob" and knob.values == list(entry.choices)
     assert n["focal_point"].Class() == "XY_Knob"
+    with pytest.raises(KeyError):  # the node converts its picker itself: no origin to flip
+        n["focal_point_origin"]
     assert n["math"].values == list(DEPTH_MATHS) and n["blades"].Class() == "Int_Knob"
     assert n["output"].values == ["result", "focal plane setup"]
     assert n["use_size"].Class() == "Boolean_Knob"  # optional numbers have a switch
@@ -123,11 +125,20 @@ def test_animating_a_knob_the_job_takes_once_is_an_error_naming_the_knob(fake_nu
     from focuspull_nuke import node as fp
 
     n = make_node(fake_nuke, [1, 2, 3])
-    n["rotation"].animate([(1, 0.0, fake_nuke.LINEAR), (3, 30.0, fake_nuke.LINEAR)])
+    n["bloom_gain"].animate([(1, 1.0, fake_nuke.LINEAR), (3, 4.0, fake_nuke.LINEAR)])
     with pytest.raises(JobSpecError) as info:
         fp.knob_job(n)
-    assert info.value.field == "aperture.rotation_deg"
-    assert "rotation knob is animated" in fp.error_text(info.value)
+    assert info.value.field == "highlights.gain"
+    assert "bloom_gain knob is animated" in fp.error_text(info.value)
+
+
+def test_animated_blade_rotation_becomes_the_jobs_keyframes(fake_nuke):
+    from focuspull_nuke import node as fp
+
+    n = make_node(fake_nuke, [1, 2, 3])
+    n["rotation"].animate([(1, 0.0, fake_nuke.LINEAR), (3, 30.0, fake_nuke.LINEAR)])
+    job, _ = fp.knob_job(n)
+    assert job["aperture"]["rotation_deg"] == {"keys": {"1": 0.0, "3": 30.0}, "interpolation": "linear"}
 
 
 def test_preferences_panel_saves_and_the_environment_wins(fake_nuke, monkeypatch, tmp_path):

@@ -69,7 +69,8 @@ def test_every_registry_field_but_the_scripts_own_has_a_row_in_its_own_words():
             assert row["widget"] == "choice" and row["choices"] == f.choices and row["value"] == f.default
         if row["widget"] in ("int", "float"):
             assert (row["minimum"], row["maximum"]) == (f.minimum, f.maximum)
-    assert rows["f_aperture__blades"]["widget"] == "int" and rows["f_aperture__blades"]["maximum"] == 64
+    assert rows["f_depth__stabilise_window"]["widget"] == "int" and rows["f_depth__stabilise_window"]["maximum"] == 64
+    assert rows["f_aperture__blades"]["widget"] == "text"  # animatable since blades take keyframes
     assert rows["f_lens__fstop"]["widget"] == "text"  # animatable: takes keyframes
 
 
@@ -89,19 +90,20 @@ def test_defaults_make_a_valid_job_and_values_round_trip():
     job = settings.job_dict(values)
     RenderJob.from_dict({**job, "input": {"pattern": "a.####.exr"}})
     values["lens.fstop"] = "1001:1.4,1010:8@smooth"
-    values["aperture.blades"] = 7
+    values["aperture.blades"] = "7"
     answer = {settings.SERVER_ROW: values[settings.SERVER_ROW],
               **{settings.row_id(f.path): values[f.path] for f in settings.dialog_fields()}}
     assert settings.from_form(answer) == values
     assert settings.load(settings.dump(values)) == values
     job = settings.job_dict(values)
     assert job["lens"]["fstop"] == "1001:1.4,1010:8@smooth" and job["aperture"]["blades"] == 7
+    RenderJob.from_dict({**job, "input": {"pattern": "a.####.exr"}})
     assert "size_px" not in job["lens"]  # empty text = not set
 
 
 def test_remembered_values_that_no_longer_fit_are_dropped():
-    values = settings.load('{"aperture.blades": "six", "depth.kind": "telepathy", "lens.fstop": "2", "x": 1}')
-    assert values["aperture.blades"] == 0 and values["depth.kind"] == "channel" and values["lens.fstop"] == "2"
+    values = settings.load('{"depth.stabilise_window": "six", "depth.kind": "telepathy", "lens.fstop": "2", "x": 1}')
+    assert values["depth.stabilise_window"] == 0 and values["depth.kind"] == "channel" and values["lens.fstop"] == "2"
     assert "x" not in values
     assert settings.load("{not json") == settings.defaults()
 

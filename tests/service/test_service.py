@@ -136,8 +136,8 @@ def test_bad_jobs_and_path_escapes_are_refused_and_the_server_keeps_serving(star
     (root / "in" / "escape").symlink_to(tmp_path / "outside")
     srv = start_server("--root", str(root))
     with srv.client() as c:
-        with pytest.raises(JobSpecError, match="unknown job field 'colour'"):
-            c.submit({"colour": 1})
+        with pytest.raises(JobSpecError, match="unknown job field 'color'"):
+            c.submit({"color": 1})
         for src, out in [("../plate.####.exr", "out/x.####.exr"),
                          (str(tmp_path / "outside" / "p.####.exr"), "out/x.####.exr"),
                          ("in/plate.####.exr", str(tmp_path / "outside" / "x.####.exr")),

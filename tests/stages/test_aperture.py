@@ -81,3 +81,36 @@ def test_custom_image_cache_keys_on_content_not_copies():
     a, b = Aperture(image=img), Aperture(image=img.copy())
     assert a.key == b.key and len(a.key[3]) == 40  # a sha1 digest, not the pixels
     assert np.array_equal(aperture_kernel(a, 9.0), aperture_kernel(b, 9.0))
+
+
+# --- anamorphic: pixel aspect and the ZDefocus aspect control -------------------------------
+def _extent(kernel):
+    rows = np.nonzero(kernel.sum(axis=1) > 0)[0]
+    cols = np.nonzero(kernel.sum(axis=0) > 0)[0]
+    return cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
+
+
+@pytest.mark.parametrize("aspect, pixel_aspect, width, height", [
+    (1.0, 1.0, 21, 21), (1.0, 2.0, 11, 21), (0.5, 1.0, 11, 21), (2.0, 1.0, 21, 11), (0.5, 2.0, 5, 21)])
+def test_kernel_is_stretched_by_aspect_over_pixel_aspect(aspect, pixel_aspect, width, height):
+    kernel = aperture_kernel(Aperture(aspect=aspect, pixel_aspect=pixel_aspect), 10.0)
+    assert kernel.shape == (21, 21) and kernel.sum() == pytest.approx(1.0, abs=1e-5)
+    w, h = _extent(kernel)
+    assert abs(w - width) <= 1 and abs(h - height) <= 1
+
+
+def test_bladed_and_image_kernels_squeeze_too():
+    plain = _extent(aperture_kernel(Aperture(blades=6), 12.0))
+    squeezed = _extent(aperture_kernel(Aperture(blades=6, pixel_aspect=2.0), 12.0))
+    assert squeezed[1] == plain[1] and abs(squeezed[0] - plain[0] / 2) <= 1.5
+    square = np.ones((8, 8), np.float32)
+    image = aperture_kernel(Aperture(image=square, pixel_aspect=2.0), 8.0)
+    w, h = _extent(image)
+    assert abs(w - 9) <= 1 and abs(h - 17) <= 1
+
+
+def test_bad_aspect_is_refused():
+    with pytest.raises(InputError, match="aspect"):
+        Aperture(aspect=0.0)
+    with pytest.raises(InputError, match="pixel aspect"):
+        Aperture(pixel_aspect=float("nan"))

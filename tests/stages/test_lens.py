@@ -91,3 +91,39 @@ def test_direct_coc_far_gives_bad_pixels_the_farthest_blur():
     coc = np.array([[1.0, 7.5, np.nan, -3.0]], np.float32)
     out = coc_from_depth(coc, None, "direct", bad_depth="far")
     assert out.tolist() == [[1.0, 7.5, 7.5, -3.0]]
+
+
+# --- ZDefocus / Maya depth spellings and the in-focus range (dof) ------------------------------
+from focuspull.stages.lens import coc_from_disparity, in_focus_band, normalise_depth_math  # noqa: E402
+
+
+@pytest.mark.parametrize("spelling, name", [("far = 0", "far=0"), ("far=0", "far=0"), ("Far = -0", "far=-0"),
+                                            ("far = -0", "far=-0"), ("depth", "depth"), ("direct", "direct"),
+                                            ("1/z", "far=0")])
+def test_zdefocus_and_maya_spellings(spelling, name):
+    assert normalise_depth_math(spelling) == name
+
+
+def test_maya_negative_reciprocal_depth_equals_nuke_far_zero():
+    z = np.array([[0.5, 2.0], [8.0, np.inf]], np.float32)
+    nuke = disparity_from_depth((1.0 / z).astype(np.float32), "far = 0")
+    maya = disparity_from_depth((-1.0 / z).astype(np.float32), "far = -0")
+    np.testing.assert_array_equal(nuke, maya)
+    np.testing.assert_allclose(nuke, [[2.0, 0.5], [0.125, 0.0]])
+    with pytest.raises(DepthError):  # positive values are not Maya's -1/z
+        disparity_from_depth(np.array([[0.5]], np.float32), "far=-0")
+
+
+def test_in_focus_range_keeps_a_band_sharp_and_blurs_from_its_edges():
+    lo, hi = in_focus_band(1.0 / 4.0, 2.0, "depth")  # 3 m .. 5 m stay sharp
+    assert (lo, hi) == pytest.approx((1 / 5.0, 1 / 3.0))
+    distances = np.array([[2.0, 3.0, 4.0, 4.9, 5.0, 10.0]], np.float32)
+    coc = coc_from_disparity(1.0 / distances, 0.25, 100.0, in_focus=(lo, hi))
+    assert coc[0, 1:5] == pytest.approx([0, 0, 0, 0], abs=1e-5)
+    assert coc[0, 0] == pytest.approx(100.0 * (1 / 3.0 - 1 / 2.0), rel=1e-5)  # in front, from the near edge
+    assert coc[0, 5] == pytest.approx(100.0 * (1 / 5.0 - 1 / 10.0), rel=1e-5)  # behind, from the far edge
+    plain = coc_from_disparity(1.0 / distances, 0.25, 100.0)
+    assert np.all(np.abs(coc) <= np.abs(plain) + 1e-6) and abs(plain[0, 3]) > 1.0
+    assert in_focus_band(0.5, 0.2, "far=0") == pytest.approx((0.4, 0.6))
+    assert in_focus_band(0.5, 0.0, "depth") == (0.5, 0.5)
+    assert in_focus_band(1.0, 4.0, "depth")[1] == float("inf")  # the band reaches the camera

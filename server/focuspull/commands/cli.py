@@ -72,9 +72,18 @@ def _top_help() -> str:
     return "\n".join(lines) + "\n"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its usage errors read like every other focuspull error (``error: ...``
+    and ``hint: ...``, exit code 2) instead of the whole usage text."""
+
+    def error(self, message: str):  # noqa: D401 - argparse's hook
+        error(message, f"see '{self.prog} --help' for the options and their values")
+        raise SystemExit(EXIT_USAGE)
+
+
 def build_parser(name: str, module) -> argparse.ArgumentParser:
     """The argument parser of one command (used by ``main`` and by tests)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=f"focuspull {name}", description=module.HELP,
         epilog=getattr(module, "EPILOG", "") + ("\n\n" if getattr(module, "EPILOG", "") else "")
         + EXIT_CODES_HELP,

@@ -7,7 +7,7 @@ Writes, under ``--out`` (default ``./focuspull_demo``):
   ball at 4.5 m to the wall at 14 m), made by the same :func:`focuspull.pipeline.run.run_job`
   as ``focuspull render``;
 * ``output/demo_dof.mp4`` -- an sRGB preview movie;
-* ``contact_sheet.png`` -- six frames, input above, render below (sRGB).
+* ``contact_sheet.png`` -- six frames, input above, render below (OCIO display and view).
 
 The same command line renders it again (printed at the end) so a user can play with the
 lens options on a shot whose depth is exact.
@@ -84,6 +84,7 @@ def contact_sheet(input_pattern: str, output_pattern: str, frames: list[int], pa
     """A PNG of ``columns`` frames spread over the shot: input row above, render row below."""
     import numpy as np
 
+    from focuspull.io.colour import colour_setup
     from focuspull.io.frames import SequencePattern
     from focuspull.io.images import read_image, write_image
 
@@ -98,7 +99,8 @@ def contact_sheet(input_pattern: str, output_pattern: str, frames: list[int], pa
             row += [gap, thumb]
         rows.append(np.concatenate(row, axis=1))
     sheet = np.concatenate([rows[0], np.full((4, rows[0].shape[1], 3), 0.02, np.float32), rows[1]], axis=0)
-    write_image(path, sheet)  # PNG: write_image encodes scene-linear to sRGB
+    # Through the OCIO display and view (ACES 2.0 SDR by default): highlights roll off, not clip.
+    write_image(path, colour_setup().to_display(sheet), transfer="linear")
     return path
 
 

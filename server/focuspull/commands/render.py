@@ -19,11 +19,23 @@ HELP = "render depth of field (bokeh) over an image sequence with depth"
 
 EPILOG = """units: lengths in mm (--focal-length, --sensor-width), distances in metres
 (--focus-distance), blur sizes in pixels (radius), rotation in degrees.  Pixel positions
-(--focus-point) are from the top-left corner, y down.
+(--focus-point) are display-window pixels from the top-left corner, y down; with
+--focus-origin bottom-left they are Nuke's (origin bottom-left, y up).
 
-animated values: any lens/focus number may be keyframed FRAME:VALUE,...  Linear in
-between, held before the first and after the last key; add @smooth for an ease that
-never overshoots.  --focus-distance 1001:1.5,1040:8@smooth racks from 1.5 m to 8 m.
+animated values: every lens, focus and aperture number (blades, rotation, roundness,
+aspect, --max-size, --dof too) may be keyframed FRAME:VALUE,...  Linear in between, held
+before the first and after the last key; add @smooth for an ease that never overshoots.
+--focus-distance 1001:1.5,1040:8@smooth racks from 1.5 m to 8 m.
+
+frame ranges: --frames 1-100x2 (or 1-100:2) is every 2nd frame, 1,3,...,99.  fileseq
+(and tools built on it) reads 1-100:2 differently: "staggered", every frame of 1-100,
+ordered 1-100x2 first and then the rest.  Write 1-100x2 in farm templates shared with
+such tools: it means the same everywhere.
+
+colour: --input-transfer names the input's colour space (srgb, rec709, acescct, logc3, any
+space of the OCIO config); the bokeh is computed in the --working-space (default ACEScg)
+and EXRs are written there; PNG/TIFF/DPX output is re-encoded in the input's space (or
+--output-space).  --config picks the OCIO config (default $OCIO, else the built-in ACES one).
 
 examples:
   focuspull render shot.####.exr out/shot_dof.####.exr --focal-length 35 --fstop 2 \\
@@ -40,7 +52,7 @@ resume a farm render that stopped:  add --resume (complete frames are skipped)."
 
 
 # CLI groups for registry sections (the order of --help).
-_GROUPS = (("input", "input"), ("lens", "lens (physical) or blur size (artistic, for relative depth)"),
+_GROUPS = (("input", "input"), ("colour", "colour (OpenColorIO)"), ("lens", "lens (physical) or blur size (artistic, for relative depth)"),
            ("focus", "focus (one of)"),
            ("depth", "depth"), ("aperture", "bokeh"), ("highlights", "bokeh highlights (display-referred input)"),
            ("output", "frames and output"), ("", "render"))
@@ -77,7 +89,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if entry.kind == "bool":
             group.add_argument(entry.flag, action="store_const", const=True, **kwargs)
         elif entry.kind == "choice":
-            group.add_argument(entry.flag, choices=entry.choices, **kwargs)
+            # Other spellings (ZDefocus's 'far = 0') fold to the registry's names before the check.
+            group.add_argument(entry.flag, choices=entry.choices, type=entry.normalise_choice, **kwargs)
         else:
             # Animated numbers stay text: the spec parses keyframes (1001:1.5,1040:8@smooth) once.
             kind = {"int": int, "float": float}.get(entry.kind) if not entry.animatable else None
@@ -171,7 +184,8 @@ def _parse_point(text: str) -> tuple[float, float, int | None]:
         frame = int(frame_text) if frame_text else None
     except ValueError:
         raise InputError(f"--focus-point {text!r} is not X,Y or X,Y@FRAME",
-                         "pass pixels from the top-left corner, e.g. --focus-point 960,540@1001") from None
+                         "pass display-window pixels (from the corner --focus-origin names), "
+                         "e.g. --focus-point 960,540@1001") from None
     return x, y, frame
 
 

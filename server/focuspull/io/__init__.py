@@ -1,4 +1,4 @@
-"""Image-sequence IO: patterns and ranges, transfer functions, OIIO read/write, preflight, previews.
+"""Image-sequence IO: patterns and ranges, colour (OpenColorIO), OIIO read/write, preflight, previews.
 
 ``from focuspull.io import SequencePattern, read_image, ...``.  Names from
 ``frames``, ``transfer``, ``channels`` and ``atomic`` need only numpy; the
@@ -15,7 +15,7 @@ from focuspull.io.atomic import atomic_output, is_temp_path, remove_stale_temp_f
 from focuspull.io.channels import DEPTH_CHANNEL_CANDIDATES, find_depth_channel
 from focuspull.spec.compression import EXR_COMPRESSIONS, check_compression
 from focuspull.io.frames import SequencePattern, format_frame_ranges, parse_frame_range
-from focuspull.io.transfer import TRANSFER_NAMES, default_transfer_for, from_linear, to_linear
+from focuspull.io.transfer import TRANSFER_NAMES, default_transfer_for
 
 _LAZY = {
     "Image": "images", "read_image": "images", "read_header": "images", "write_image": "images",
@@ -23,11 +23,13 @@ _LAZY = {
     "metadata_from_spec": "metadata", "timecode_to_string": "metadata", "timecode_from_string": "metadata",
     "preflight": "preflight", "SequenceInfo": "preflight",
     "PreviewWriter": "preview",
+    "to_linear": "colour", "from_linear": "colour", "colour_setup": "colour", "Colour": "colour",
+    "read_parts": "images", "write_parts": "images",
 }
 
 __all__ = [
     "SequencePattern", "parse_frame_range", "format_frame_ranges",
-    "TRANSFER_NAMES", "to_linear", "from_linear", "default_transfer_for",
+    "TRANSFER_NAMES", "default_transfer_for",
     "DEPTH_CHANNEL_CANDIDATES", "find_depth_channel",
     "atomic_output", "temp_path_for", "is_temp_path", "remove_stale_temp_files",
     "EXR_COMPRESSIONS", "check_compression",

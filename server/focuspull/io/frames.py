@@ -15,6 +15,10 @@ their sign inside the width (``#### -5 -> -005``).
 Ranges (``parse_frame_range``)
     ``1001-1100``  inclusive range          ``1-100x2``  every 2nd frame (``1-100:2`` too)
     ``1001``       one frame                ``1,5,10-20`` comma-separated list of the above
+
+``1-100:2`` means every 2nd frame here, as ``1-100x2``.  fileseq reads ``:`` as
+"staggered" instead: ``1-100:2`` is *every* frame of 1-100, the ``x2`` ones first.  Spell
+steps with ``x`` in ranges that other tools read too.
 """
 from __future__ import annotations
 

@@ -17,6 +17,13 @@ Keys of the dict (all optional on write):
 ``width``, ``height``
 ``full_x``, ``full_y``, display window (the "format" in Nuke)
 ``full_width``, ``full_height``
+``subimages``          number of parts (multi-part EXR), read only
+``attributes``         every other header attribute, ``[[name, type, value], ...]``
+                       (``type`` as OIIO spells it: ``string``, ``matrix``,
+                       ``float[8]``...): Copyright, ImageDescription, ``nuke/*``,
+                       ``worldToCamera``, ``chromaticities``, ``colorInteropID``,
+                       the part ``name``...; written back unless the render changes
+                       what they say (see :data:`REWRITTEN`)
 =====================  ==============================================================
 """
 from __future__ import annotations
@@ -31,6 +38,15 @@ WINDOW_KEYS = ("x", "y", "width", "height", "full_x", "full_y", "full_width", "f
 #: Header attribute holding the fingerprint of the render that wrote a frame (see
 #: ``RenderJob.fingerprint``); ``--resume`` trusts only frames of the same render.
 FINGERPRINT_KEY = "focuspull:job"
+#: Attributes kept by their own keys above, or that describe how this very file is stored
+#: (they are recomputed on write), or OIIO's bookkeeping: not in ``attributes``.
+_OWN_KEYS = frozenset({"compression", "PixelAspectRatio", "smpte:TimeCode", "FramesPerSecond",
+                       FINGERPRINT_KEY, "oiio:BitsPerSample", "oiio:UnassociatedAlpha", "oiio:RowsPerChunk",
+                       "oiio:subimages", "oiio:subimagename", "oiio:ColorSpace", "openexr:chunkCount",
+                       "DateTime", "tiles", "openexr:levelmode", "openexr:roundingmode"})
+#: Attributes a render makes false and rewrites: the colour space is the working space
+#: of the render (written from the OCIO config), the time stamp is the render's.
+REWRITTEN = frozenset({"chromaticities", "colorInteropID"})
 
 
 def timecode_to_string(packed: int) -> str:
@@ -106,7 +122,31 @@ def metadata_from_spec(spec) -> dict:
     fingerprint = spec.get_string_attribute(FINGERPRINT_KEY, "")
     if fingerprint:
         meta[FINGERPRINT_KEY] = fingerprint
+    meta["subimages"] = max(1, spec.get_int_attribute("oiio:subimages", 1))
+    attributes = []
+    for attrib in spec.extra_attribs:
+        if attrib.name in _OWN_KEYS or attrib.name.startswith("oiio:"):
+            continue
+        attributes.append([attrib.name, str(attrib.type), _plain(attrib.value)])
+    meta["attributes"] = attributes
     return meta
+
+
+def _plain(value):
+    """msgpack-safe: tuples -> lists, numpy scalars -> Python."""
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return value
+
+
+def attribute(metadata: dict | None, name: str, default=None):
+    """The value of header attribute ``name`` kept in ``metadata["attributes"]``."""
+    for entry in (metadata or {}).get("attributes", ()):
+        if entry[0] == name:
+            return entry[2]
+    return default
 
 
 def apply_metadata(spec, metadata: dict | None, *, path: str) -> None:
@@ -123,6 +163,14 @@ def apply_metadata(spec, metadata: dict | None, *, path: str) -> None:
                 f"metadata for {path} describes a {metadata['width']}x{metadata['height']} data window "
                 f"but the pixels are {spec.width}x{spec.height}",
                 "pass the metadata of an image of the same size, or drop x/y/width/height from it")
+    for name, type_name, value in metadata.get("attributes", ()):
+        if name in _OWN_KEYS or name.startswith("oiio:"):
+            continue
+        try:
+            type_desc = oiio.TypeDesc(str(type_name))
+        except Exception:  # noqa: BLE001 - an odd type is skipped, never fatal
+            continue
+        spec.attribute(str(name), type_desc, tuple(value) if isinstance(value, list) else value)
     for key in ("x", "y", "full_x", "full_y", "full_width", "full_height"):
         if key in metadata:
             setattr(spec, key, int(metadata[key]))
@@ -140,4 +188,4 @@ def apply_metadata(spec, metadata: dict | None, *, path: str) -> None:
 
 
 __all__ = ["fps_rational", "metadata_from_spec", "apply_metadata", "timecode_to_string", "timecode_from_string",
-           "WINDOW_KEYS", "FINGERPRINT_KEY"]
+           "WINDOW_KEYS", "FINGERPRINT_KEY", "REWRITTEN", "attribute"]

@@ -1,7 +1,8 @@
 """H.264 review movies (MP4, or MOV by extension) from linear frames, via PyAV.
 
 A preview is for eyes, not for finishing: 8-bit yuv420p, BT.709 matrix, limited
-range, encoded with a named transfer function (sRGB by default) and clamped.
+range, rendered through an OCIO display and view (by default the config's: the ACES 2.0
+SDR tone map in the built-in config), so HDR highlights roll off instead of clipping.
 Like every focuspull output it appears atomically: frames go to a temp file
 beside the target, renamed at a clean close; on an exception inside the ``with``
 block (or after ``abort()``) nothing is left, and with no frames there is no file.
@@ -17,11 +18,15 @@ import numpy as np
 from focuspull.errors import InputError, SequenceError
 from focuspull.io.atomic import fsync_path, temp_path_for
 from focuspull.io.metadata import fps_rational
-from focuspull.io.transfer import check_transfer, from_linear
 
 _CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
-# H.264 colour tags (ITU-T H.273): BT.709 matrix/primaries; transfer sRGB (13) or BT.709 (1).
-_TRC_TAG = {"srgb": 13, "rec709": 1, "gamma2.2": 4, "gamma2.4": 1, "linear": 8}
+# H.264 colour tags (ITU-T H.273) by display: transfer sRGB (13), BT.709/1886 (1), gamma 2.2 (4).
+_TRC_BY_DISPLAY = (("srgb", 13), ("1886", 1), ("709", 1), ("gamma 2.2", 4))
+
+
+def _trc_tag(display: str) -> int:
+    lowered = display.lower()
+    return next((tag for key, tag in _TRC_BY_DISPLAY if key in lowered), 2)  # 2 = unspecified
 
 
 class PreviewWriter:
@@ -37,7 +42,8 @@ class PreviewWriter:
     since yuv420p needs even sizes.  Every frame must have the first frame's size.
     """
 
-    def __init__(self, path: str, fps: float = 24.0, transfer: str = "srgb", *, crf: int = 18) -> None:
+    def __init__(self, path: str, fps: float = 24.0, *, colour=None, display: str | None = None,
+                 view: str | None = None, crf: int = 18) -> None:
         self.path = os.fspath(path)
         ext = os.path.splitext(self.path)[1].lower()
         if ext not in _CONTAINERS:
@@ -46,7 +52,12 @@ class PreviewWriter:
         self._format = _CONTAINERS[ext]
         num, den = fps_rational(fps)
         self.fps = Fraction(num, den)
-        self.transfer = check_transfer(transfer)
+        from focuspull.io.colour import colour_setup  # noqa: PLC0415
+
+        base = colour or colour_setup()
+        # The display and view of the movie: given here, else those of the colour setup.
+        self.colour = colour_setup(base.config, base.working, display or base.display,
+                                   view if view is not None else (None if display else base.view))
         self.crf = int(crf)
         self.frames_written = 0
         self._tmp: str | None = None
@@ -78,7 +89,7 @@ class PreviewWriter:
         context = stream.codec_context
         context.colorspace = 1  # BT.709 matrix
         context.color_primaries = 1
-        context.color_trc = _TRC_TAG[self.transfer]
+        context.color_trc = _trc_tag(self.colour.display)
         context.color_range = 1  # limited ("MPEG") range, what players expect
         self._stream = stream
         self._size = (height, width)
@@ -99,7 +110,7 @@ class PreviewWriter:
                              f"{self._size[1]}x{self._size[0]}", "write frames of one size to a preview")
         import av
 
-        display = np.clip(from_linear(frame[:, :, :3], self.transfer), 0.0, 1.0)
+        display = self.colour.to_display(frame[:, :, :3])
         rgb8 = np.round(display * 255.0).astype(np.uint8)
         # Pad odd sizes by repeating the edge: nothing of the picture is lost.
         rgb8 = np.pad(rgb8, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")

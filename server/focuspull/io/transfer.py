@@ -1,112 +1,80 @@
-"""Named transfer functions between scene-linear light and display-encoded values.
+"""Names of colour encodings, pure Python (host Pythons build jobs without OpenImageIO).
 
-Nothing in focuspull is gamma-corrected silently: every conversion names its curve.
+The conversions themselves go through OpenColorIO (:mod:`focuspull.io.colour`); the
+hand-written curves this module used to hold are gone.  Here are only the short names
+the command line has always taken, the colour space of the built-in ACES studio config
+each stands for, and the rule for what a file holds when nobody says.
 
-========== ===================================================================
-name       curve (``V`` encoded, ``L`` linear, both 0..1 for display range)
-========== ===================================================================
-linear     identity
-srgb       IEC 61966-2-1 piecewise: ``L = V/12.92`` below 0.04045, else
-           ``((V+0.055)/1.055)**2.4``
-rec709     ITU-R BT.709 camera OETF: ``V = 4.5 L`` below beta, else
-           ``alpha L**0.45 - (alpha-1)``, alpha/beta to full precision (BT.2020) so
-           both pieces meet and the curve is exactly invertible
-gamma2.2   pure power ``L = V**2.2``
-gamma2.4   pure power ``L = V**2.4`` (BT.1886 display with black at 0)
-========== ===================================================================
+=========== ===================================== ==========================================
+short name  colour space (built-in studio config) what it is
+=========== ===================================== ==========================================
+linear      (none)                                already scene-linear in the working space
+srgb        sRGB Encoded Rec.709 (sRGB)           IEC 61966-2-1 piecewise curve, Rec.709
+rec709      Camera Rec.709                        ITU-R BT.709 camera OETF, Rec.709
+gamma2.2    Gamma 2.2 Encoded Rec.709             pure power 2.2
+gamma2.4    Gamma 2.4 Encoded Rec.709             pure power 2.4 (BT.1886 with black at 0)
+acescct     ACEScct                               ACES log for grading, AP1
+acescc      ACEScc                                pure-log ACES, AP1
+acescg      ACEScg                                scene-linear AP1
+logc3       ARRI LogC3 (EI800)                    ALEXA LogC v3, ARRI Wide Gamut 3
+logc4       ARRI LogC4                            ALEXA 35 LogC4, ARRI Wide Gamut 4
+slog3       S-Log3 S-Gamut3                       Sony
+vlog        V-Log V-Gamut                         Panasonic
+log3g10     Log3G10 REDWideGamutRGB               RED
+=========== ===================================== ==========================================
 
-Values outside 0..1 (scene-linear highlights, negative noise) are extended, not
-clipped: the piecewise curves continue their power segment above 1 and their
-linear segment below 0, pure powers mirror the sign.  Clipping happens only where
-an integer file or video needs it (``images.write_image``, ``preview``).
+Any other name is looked up in the OCIO config (names, aliases, roles).
 """
 from __future__ import annotations
 
 import os
-from typing import Callable
 
 import numpy as np
-
-from focuspull.errors import InputError
 
 #: Rec.709 / sRGB primaries: luminance Y of scene-linear RGB.
 LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)
 
-_REC709_ALPHA = 1.09929682680944
-_REC709_BETA = 0.018053968510807
+#: Spellings of "already scene-linear in the working space".
+LINEAR = frozenset({"linear", "scene-linear", "scene_linear_as_is"})
 
-
-def _srgb_to_linear(v: np.ndarray) -> np.ndarray:
-    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0.04045) + 0.055) / 1.055) ** 2.4)
-
-
-def _srgb_from_linear(l: np.ndarray) -> np.ndarray:
-    return np.where(l <= 0.0031308, l * 12.92,
-                    1.055 * np.maximum(l, 0.0031308) ** (1.0 / 2.4) - 0.055)
-
-
-def _rec709_to_linear(v: np.ndarray) -> np.ndarray:
-    knee = 4.5 * _REC709_BETA
-    return np.where(v < knee, v / 4.5,
-                    ((np.maximum(v, knee) + (_REC709_ALPHA - 1.0)) / _REC709_ALPHA) ** (1.0 / 0.45))
-
-
-def _rec709_from_linear(l: np.ndarray) -> np.ndarray:
-    return np.where(l < _REC709_BETA, 4.5 * l,
-                    _REC709_ALPHA * np.maximum(l, _REC709_BETA) ** 0.45 - (_REC709_ALPHA - 1.0))
-
-
-def _power(exponent: float) -> Callable[[np.ndarray], np.ndarray]:
-    # Sign-mirrored so negative linear values (noise, overshoot) survive a round trip.
-    return lambda x: np.sign(x) * np.abs(x) ** exponent
-
-
-def _identity(x: np.ndarray) -> np.ndarray:
-    return x
-
-
-# name -> (to_linear, from_linear)
-TRANSFERS: dict[str, tuple[Callable, Callable]] = {
-    "linear": (_identity, _identity),
-    "srgb": (_srgb_to_linear, _srgb_from_linear),
-    "rec709": (_rec709_to_linear, _rec709_from_linear),
-    "gamma2.2": (_power(2.2), _power(1.0 / 2.2)),
-    "gamma2.4": (_power(2.4), _power(1.0 / 2.4)),
+SHORT_NAMES = {
+    "srgb": "sRGB Encoded Rec.709 (sRGB)",
+    "rec709": "Camera Rec.709",
+    "gamma2.2": "Gamma 2.2 Encoded Rec.709",
+    "gamma2.4": "Gamma 2.4 Encoded Rec.709",
+    "acescct": "ACEScct",
+    "acescc": "ACEScc",
+    "acescg": "ACEScg",
+    "logc3": "ARRI LogC3 (EI800)",
+    "logc4": "ARRI LogC4",
+    "slog3": "S-Log3 S-Gamut3",
+    "vlog": "V-Log V-Gamut",
+    "log3g10": "Log3G10 REDWideGamutRGB",
 }
-TRANSFER_NAMES = tuple(TRANSFERS)
+TRANSFER_NAMES = ("linear", *SHORT_NAMES)
 
 # Extensions whose files hold scene-linear floats by convention.
 LINEAR_EXTENSIONS = frozenset({".exr", ".sxr", ".mxr", ".hdr", ".rgbe", ".pfm"})
-# Display-referred formats: decoded as sRGB unless the user names another curve.
-# DPX/Cineon are often log in film pipelines; no log curve is offered yet, so pass
-# the curve explicitly (or convert upstream) for log scans.
+# Display-referred formats: decoded as sRGB unless the user names another space.
+# DPX/Cineon scans are often log: name the space (--input-space logc3, ACEScct, ...).
 DISPLAY_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jif", ".jfif", ".tif", ".tiff",
                                 ".dpx", ".cin", ".tga", ".bmp", ".webp", ".ppm", ".pgm"})
 
 
-def check_transfer(name: str) -> str:
-    """Normalise a transfer name (case-insensitive) or raise :class:`InputError`."""
-    key = str(name).strip().lower() if name is not None else ""
-    if key not in TRANSFERS:
-        raise InputError(f"unknown transfer function {name!r}",
-                         f"use one of: {', '.join(TRANSFER_NAMES)}")
-    return key
+def check_transfer(name) -> str:
+    """A colour space name, short names lower-cased; the OCIO config checks the rest
+    (:func:`focuspull.io.colour.resolve_space`).  Empty names raise :class:`InputError`."""
+    from focuspull.errors import InputError
 
-
-def to_linear(arr, name: str) -> np.ndarray:
-    """Decode display-encoded values to scene-linear light.  Any shape, float32 out."""
-    decode, _ = TRANSFERS[check_transfer(name)]
-    return np.asarray(decode(np.asarray(arr, dtype=np.float64)), dtype=np.float32)
-
-
-def from_linear(arr, name: str) -> np.ndarray:
-    """Encode scene-linear light for display.  Any shape, float32 out, not clipped."""
-    _, encode = TRANSFERS[check_transfer(name)]
-    return np.asarray(encode(np.asarray(arr, dtype=np.float64)), dtype=np.float32)
+    text = str(name).strip() if name is not None else ""
+    if not text:
+        raise InputError("empty colour space name",
+                         f"use one of: {', '.join(TRANSFER_NAMES)}, or a colour space of the OCIO config")
+    return text.lower() if text.lower() in SHORT_NAMES or text.lower() in LINEAR else text
 
 
 def default_transfer_for(path: str, pixel_format: str | None = None) -> str:
-    """The curve a file is assumed to use when the user names none.
+    """The encoding a file is assumed to use when the user names none.
 
     EXR/HDR/PFM -> ``linear``.  PNG, JPEG, TIFF, DPX, ... -> ``srgb``, except that
     a float/half file of any kind (e.g. a 32-bit TIFF) is ``linear``: float image
@@ -121,5 +89,18 @@ def default_transfer_for(path: str, pixel_format: str | None = None) -> str:
     return "srgb"
 
 
-__all__ = ["TRANSFERS", "TRANSFER_NAMES", "to_linear", "from_linear", "default_transfer_for",
-           "check_transfer", "LINEAR_EXTENSIONS", "DISPLAY_EXTENSIONS"]
+def is_linear_name(name) -> bool:
+    return name is None or str(name).strip().lower() in LINEAR
+
+
+def __getattr__(name: str):
+    # to_linear / from_linear moved to the OCIO-backed module; load it only when asked.
+    if name in ("to_linear", "from_linear"):
+        from focuspull.io import colour
+
+        return getattr(colour, name)
+    raise AttributeError(f"module 'focuspull.io.transfer' has no attribute {name!r}")
+
+
+__all__ = ["TRANSFER_NAMES", "SHORT_NAMES", "LINEAR", "LUMA_WEIGHTS", "default_transfer_for", "check_transfer",
+           "is_linear_name", "LINEAR_EXTENSIONS", "DISPLAY_EXTENSIONS"]

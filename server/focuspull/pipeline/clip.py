@@ -13,11 +13,19 @@ import numpy as np
 
 from focuspull.errors import InputError, SequenceError
 from focuspull.io.frames import SequencePattern, format_frame_ranges
+from focuspull.io.colour import Colour, colour_setup, space_from_header
 from focuspull.io.images import read_image
 from focuspull.io.preflight import preflight
 from focuspull.io.transfer import default_transfer_for
 from focuspull.pipeline.plan import frames_read
 from focuspull.spec.job import RenderJob
+
+
+def job_colour(job: RenderJob) -> Colour:
+    """The OCIO setup of a job: config, working space, display and view (defaults: $OCIO or
+    the built-in ACES config, its scene_linear role, its default display and view)."""
+    c = job.colour
+    return colour_setup(c.config, c.working_space, c.display, c.view)
 
 
 class DiskClip:
@@ -53,8 +61,11 @@ class DiskClip:
                          depth_channel=job.depth.channel if job.depth.kind != "model" else None,
                          depth_pattern=self.depth_pattern,
                          depth_required=job.depth.kind != "model", required_channels=matte)
-        self.transfer = job.input.transfer or default_transfer_for(
-            self.pattern.path(self.frames[0]), info.metadata_of_first.get("format"))
+        self.ocio = job_colour(job)
+        # The input's colour space: as told, else as its header states, else by file type.
+        self.transfer = job.input.transfer or space_from_header(info.metadata_of_first, self.ocio) \
+            or default_transfer_for(self.pattern.path(self.frames[0]), info.metadata_of_first.get("format"))
+        self.ocio.resolve(self.transfer)  # an unknown space fails now, not on the first frame
         self.depth_channel = info.depth_channel
         self.height, self.width = info.height, info.width
         self.channel_names = list(info.channel_names)
@@ -65,9 +76,19 @@ class DiskClip:
         if key not in self._cache:
             if len(self._cache) >= 3:  # colour and depth of a frame come from one read; 4K is big
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = read_image(pattern.path(frame), transfer=self.job.input.transfer
-                                          if pattern is self.pattern else "linear")
+            self._cache[key] = read_image(pattern.path(frame), transfer=self.transfer
+                                          if pattern is self.pattern else "linear", colour=self.ocio)
         return self._cache[key]
+
+    def image(self, frame: int):
+        """The whole first part of the frame as read (:class:`~focuspull.io.images.Image`)."""
+        return self._read(self.pattern, frame)
+
+    def other_parts(self, frame: int) -> list:
+        """Parts 2.. of a multi-part EXR frame, as stored (data, never colour-converted)."""
+        count = int(self.image(frame).metadata.get("subimages", 1))
+        path = self.pattern.path(frame)
+        return [read_image(path, transfer="linear", subimage=i) for i in range(1, count)]
 
     def colour(self, frame: int) -> np.ndarray:
         return self._read(self.pattern, frame).rgba()
@@ -135,7 +156,9 @@ class InbandClip:
         self.height, self.width = shape[0], shape[1]
         self.channel_names = ["R", "G", "B", "A"][:shape[2]]
         self.depth_channel = None
+        self.ocio = job_colour(job)
         self.transfer = job.input.transfer or "linear"  # arrays at module boundaries are linear
+        self.ocio.resolve(self.transfer)
 
     def colour(self, frame: int) -> np.ndarray:
         return np.asarray(self.data[frame]["rgba"], dtype=np.float32)

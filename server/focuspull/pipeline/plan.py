@@ -7,8 +7,8 @@ here, once per run, into the sections the stages read:
   ``k_px``).  Lens keyframes are evaluated and the focus distance converted to disparity
   once per frame; with a fixed focus (distance or disparity) every frame is resolved before
   the first renders, so an impossible frame fails now, not on frame 87.
-* :class:`RenderSection` -- what the render stage needs (aperture, highlights, CoC cap,
-  layer spacing, device, setup view), built once.
+* :class:`RenderSection` -- what the render stage needs (aperture and CoC cap per frame,
+  highlights, layer spacing, device, setup view), built once.
 * :func:`temporal_reach` / :func:`frames_read` -- how far each temporal stage looks beyond a
   rendered frame, declared once and used by the clip's preflight, chunking and the farm.
 
@@ -23,7 +23,7 @@ from focuspull.errors import LensError
 from focuspull.spec.job import RenderJob
 from focuspull.stages.depth.stabilise import stabiliser_reach
 from focuspull.stages.focus import smoothing_reach
-from focuspull.stages.lens import ArtisticLens, LinearLens, ThinLens
+from focuspull.stages.lens import ArtisticLens, LinearLens, ThinLens, in_focus_band
 
 # Focus on "infinity" (a point on the sky, disparity 0) is a focus distance this far away.
 FAR_FOCUS_DISPARITY = 1e-6
@@ -32,17 +32,22 @@ FIXED_FOCUS_MODES = ("distance", "disparity")
 
 @dataclass(frozen=True)
 class FrameOptics:
-    """One frame's optics: ``coc_px = k_px * (focus_disparity - disparity)``."""
+    """One frame's optics: ``coc_px = k_px * (focus_disparity - disparity)``, zero inside the
+    disparity band ``in_focus`` (ZDefocus ``dof``; ``(d, d)`` when there is none)."""
 
     focus_disparity: float
     k_px: float
+    in_focus: tuple = (0.0, 0.0)
 
 
 class LensPlan:
     """The lens of every frame, each resolved once (keyframes evaluated, focus converted)."""
 
     def __init__(self, job: RenderJob, image_width_px: int) -> None:
+        """``image_width_px``: the width of the film back in pixels, i.e. the *display
+        window* (overscan or a crop in the stored pixels does not change the lens)."""
         self.lens, self.focus = job.lens, job.focus
+        self.depth_math = job.depth.depth_math
         self.width = image_width_px
         self.fixed_focus = job.focus.mode in FIXED_FOCUS_MODES
         self._optics: dict[int, FrameOptics] = {}
@@ -61,6 +66,11 @@ class LensPlan:
         return self._optics[frame]
 
     def _resolve(self, frame: int, picked_disparity: Optional[float]) -> FrameOptics:
+        optics = self._lens(frame, picked_disparity)
+        band = in_focus_band(optics.focus_disparity, self.focus.dof.value_at(frame), self.depth_math)
+        return FrameOptics(optics.focus_disparity, optics.k_px, band)
+
+    def _lens(self, frame: int, picked_disparity: Optional[float]) -> FrameOptics:
         focus, lens = self.focus, self.lens
         distance_m = None
         if focus.mode == "distance":
@@ -93,25 +103,54 @@ class LensPlan:
 
 @dataclass(frozen=True)
 class RenderSection:
-    """The render stage's part of the job, built once per run (torch loads here)."""
+    """The render stage's part of the job, built once per run (torch loads here).
 
-    aperture: object
+    The aperture and the CoC cap are animatable: :meth:`aperture_at` and
+    :meth:`max_radius_at` evaluate them per frame (blade counts hold from key to key)."""
+
+    job_aperture: object
+    filter_image: object
     highlights: object
-    max_radius_px: Optional[float]
+    max_size_px: object
     plane_spacing_px: float
     device: str
     setup_view: bool
 
     @classmethod
-    def from_job(cls, job: RenderJob) -> "RenderSection":
-        from focuspull.stages.aperture import Aperture  # noqa: PLC0415
+    def from_job(cls, job: RenderJob, filter_image=None) -> "RenderSection":
         from focuspull.stages.render.layered import Highlights  # noqa: PLC0415
 
-        a, h = job.aperture, job.highlights
-        return cls(aperture=Aperture(a.blades, a.rotation_deg, a.roundness),
-                   highlights=Highlights(h.threshold, h.gain) if h.threshold is not None else None,
-                   max_radius_px=job.lens.max_size_px, plane_spacing_px=job.plane_spacing_px,
-                   device=job.device, setup_view=job.output.setup_view)
+        h = job.highlights
+        section = cls(job_aperture=job.aperture, filter_image=filter_image,
+                      highlights=Highlights(h.threshold, h.gain) if h.threshold is not None else None,
+                      max_size_px=job.lens.max_size_px, plane_spacing_px=job.plane_spacing_px,
+                      device=job.device, setup_view=job.output.setup_view)
+        for frame in job.frames or (0,):  # a bad aperture fails before the first frame renders
+            section.aperture_at(frame)
+        return section
+
+    def aperture_at(self, frame: int, pixel_aspect: float = 1.0):
+        """The :class:`~focuspull.stages.aperture.Aperture` of ``frame`` for a plate of this
+        pixel aspect (anamorphic: the kernel is squeezed so bokeh is round after desqueeze)."""
+        from focuspull.stages.aperture import Aperture  # noqa: PLC0415
+
+        a = self.job_aperture
+        return Aperture(int(held_at(a.blades, frame)), a.rotation_deg.value_at(frame), a.roundness.value_at(frame),
+                        image=self.filter_image, aspect=a.aspect.value_at(frame), pixel_aspect=pixel_aspect)
+
+    def max_radius_at(self, frame: int) -> Optional[float]:
+        return self.max_size_px.value_at(frame) if self.max_size_px is not None else None
+
+
+def held_at(animated, frame: int) -> float:
+    """The value of the last key at or before ``frame`` (the first key before it): counts
+    such as blades step from key to key instead of passing through fractions."""
+    keys = animated.keys
+    value = keys[0][1]
+    for key_frame, key_value in keys:
+        if key_frame <= frame:
+            value = key_value
+    return value
 
 
 def temporal_reach(job: RenderJob) -> int:

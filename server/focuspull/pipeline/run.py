@@ -30,7 +30,7 @@ import numpy as np
 from focuspull.stages import focus as focus_ops
 from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError
 from focuspull.io.frames import SequencePattern, format_frame_ranges
-from focuspull.io.images import read_image, write_image
+from focuspull.io.images import read_image, write_parts
 from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
 from focuspull.stages.lens import coc_from_depth, coc_from_disparity, disparity_from_depth
@@ -38,7 +38,9 @@ from focuspull.pipeline.plan import LensPlan, RenderSection
 from focuspull.pipeline.progress import Throughput
 from focuspull.stages.models import ModelCache
 from focuspull.pipeline.clip import DiskClip, InbandClip
-from focuspull.pipeline.output_plan import check_no_clobber, is_exr, output_channels, output_transfer, plan_output
+from focuspull.pipeline.output_plan import (check_no_clobber, display_window, frame_parts, is_exr, output_channels,
+                                            output_compression, output_transfer, plan_output,
+                                            rendered_channel_groups)
 
 
 
@@ -170,8 +172,7 @@ class _Focus:
             # position at t does not depend on where a chunk starts.
             a, b = min(index[start], lo), max(index[start], hi)
             self._track = focus_ops.track_point(
-                self.clip.colour, start, (f.point_x.value_at(start), f.point_y.value_at(start)),
-                self.clip.clip_frames[a:b + 1])
+                self.clip.colour, start, self._point(start), self.clip.clip_frames[a:b + 1])
         raw = {index[t]: self._raw(t) for t in needed}
         self._smoothed = focus_ops.smooth_focus(raw, window) if window > 0 else raw
 
@@ -179,9 +180,20 @@ class _Focus:
         f = self.job.focus
         disparity = self.disparity.at(frame)
         if f.mode == "point":
-            x, y = self._track.get(frame) or (f.point_x.value_at(frame), f.point_y.value_at(frame))
+            x, y = self._track.get(frame) or self._point(frame)
             return focus_ops.focus_disparity_at(disparity, x, y, int(round(f.point_radius_px)))
         return focus_ops.focus_disparity_from_matte(disparity, self.clip.channel(frame, f.matte_channel))
+
+    def _point(self, frame: int) -> tuple[float, float]:
+        """The focal point of ``frame`` in array pixels (data window, top-left, y down), from
+        display-window pixels with the job's origin (bottom-left: Nuke's pixel-corner
+        coordinates, so the bottom-left pixel's centre is 0.5, 0.5)."""
+        f = self.job.focus
+        x, y = f.point_x.value_at(frame), f.point_y.value_at(frame)
+        full_x, full_y, _, full_h = display_window(self.clip, frame)
+        if f.origin == "bottom-left":
+            x, y = x - 0.5, full_h - 0.5 - y
+        return x + full_x, y + full_y
 
     def at(self, frame: int) -> float:
         """The disparity a point or matte picked for ``frame`` (smoothed when asked)."""
@@ -218,12 +230,13 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     clip = InbandClip(job, inband) if inband is not None else DiskClip(job)
     frames = list(clip.frames)
     check_no_clobber(job, clip, frames)
-    lenses = LensPlan(job, clip.width)
+    # The lens sees the film back: the display window, whatever overscan is stored.
+    lenses = LensPlan(job, display_window(clip, frames[0])[2])
     if job.depth.depth_math != "direct":  # a CoC pass: lens and focus settings play no part
         lenses.preflight(frames)
     if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
-    render = _renderer(job, lenses, cancelled)  # checks the device
+    render = _renderer(job, lenses, cancelled, rendered_channel_groups(job, clip))  # checks the device
     disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
     names, passthrough = output_channels(job, clip)
     to_render, skipped = plan_output(job, clip, frames, names)
@@ -237,12 +250,13 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         focus.prepare(to_render)
     out = SequencePattern(job.output.pattern) if job.output.pattern else None
     transfer = output_transfer(job, clip)
+    compression = output_compression(job, clip)
     fingerprint = {FINGERPRINT_KEY: job.fingerprint()} if is_exr(job.output.pattern) else {}
     preview = None
     if job.output.preview:
         from focuspull.io.preview import PreviewWriter  # noqa: PLC0415 - PyAV only when asked
 
-        preview = PreviewWriter(job.output.preview, job.output.preview_fps)
+        preview = PreviewWriter(job.output.preview, job.output.preview_fps, colour=clip.ocio)
     # With a preview, frames skipped by --resume are read back so the movie covers the whole
     # requested range in order, not only what this run rendered.
     todo = set(to_render)
@@ -251,21 +265,17 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     try:
         for frame in sequence:
             if frame not in todo:
-                preview.write(read_image(out.path(frame), transfer=transfer).rgba())
+                preview.write(read_image(out.path(frame), transfer=transfer, colour=clip.ocio).rgba())
                 continue
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
                                 "finished frames are complete on disk; render again using 'output.resume'", field="output.resume")
-            image = render(frame, clip, disparity, focus)
+            image, rendered_channels = render(frame, clip, disparity, focus)
             path = None
             if out is not None:
-                pixels = image
-                if passthrough:
-                    pixels = np.concatenate([image, clip.depth(frame)[:, :, None]], axis=2)
-                metadata = {k: v for k, v in clip.metadata(frame).items() if k != FINGERPRINT_KEY}
-                path = write_image(out.path(frame), pixels, names, metadata={**metadata, **fingerprint},
-                                   compression=job.output.compression, half=job.output.half,
-                                   transfer=transfer)
+                parts = frame_parts(job, clip, frame, image, names, passthrough, fingerprint, rendered_channels)
+                path = write_parts(out.path(frame), parts, compression=compression, half=job.output.half,
+                                   transfer=transfer, colour=clip.ocio)
                 result.written.append(path)
             else:
                 result.frames[frame] = image
@@ -290,37 +300,67 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     return result
 
 
-def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[], bool]] = None):
-    """``render(frame, clip, disparity, focus) -> H x W x C`` for this job (torch loads here)."""
+def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[], bool]] = None,
+              channel_groups: Optional[list] = None):
+    """``render(frame, clip, disparity, focus) -> (H x W x C, {channel: H x W})`` for this job
+    (torch loads here): the picture, and the ``output.channels`` rendered with the same CoC."""
     from focuspull.stages.render.layered import render_coc  # noqa: PLC0415
 
     _check_device(job.device)
-    section = RenderSection.from_job(job)
+    section = RenderSection.from_job(job, _filter_image(job))
     direct = job.depth.depth_math == "direct"
 
     def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
         image = clip.colour(frame)
+        max_px = section.max_radius_at(frame)
         if direct:
-            coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=section.max_radius_px,
+            coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=max_px,
                                  bad_depth=job.depth.bad_depth)
         else:
             optics = lenses.at(frame, None if lenses.fixed_focus else focus.at(frame))
-            coc = coc_from_disparity(disparity.at(frame), optics.focus_disparity, optics.k_px,
-                                     section.max_radius_px)
+            coc = coc_from_disparity(disparity.at(frame), optics.focus_disparity, optics.k_px, max_px,
+                                     in_focus=optics.in_focus)
         if section.setup_view:
             from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
 
-            return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
+            return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3], {}
+        pixel_aspect = float(clip.metadata(frame).get("pixelAspectRatio", 1.0) or 1.0)
+        aperture = section.aperture_at(frame, pixel_aspect)
+
+        def blur(pixels):
+            return np.asarray(render_coc(pixels, coc, aperture=aperture, highlights=section.highlights,
+                                         plane_spacing_px=section.plane_spacing_px, device=section.device,
+                                         cancelled=cancelled), dtype=np.float32)
+
         try:
-            rendered = render_coc(image, coc, aperture=section.aperture, highlights=section.highlights,
-                                  plane_spacing_px=section.plane_spacing_px, device=section.device,
-                                  cancelled=cancelled)
+            rendered = blur(image)
+            extras = {}
+            for group in channel_groups or ():
+                # An AOV layer blurs like the picture: its own values, the picture's alpha (coverage).
+                planes = [clip.channel(frame, n) for n in group]
+                planes += [np.zeros_like(planes[0])] * (3 - len(planes))
+                if image.shape[2] == 4:
+                    planes.append(image[:, :, 3])
+                out = blur(np.stack(planes, axis=2))
+                extras.update({n: out[:, :, i] for i, n in enumerate(group)})
         except Cancelled:
             raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
                             "finished frames are complete on disk; render again using 'output.resume'", field="output.resume") from None
-        return np.asarray(rendered, dtype=np.float32)
+        return rendered, extras
 
     return render
+
+
+def _filter_image(job: RenderJob):
+    """The custom bokeh shape (``--filter IMAGE``) as a grey ``H x W`` array, or None."""
+    path = job.aperture.filter_image
+    if not path:
+        return None
+    image = read_image(path, transfer="linear")
+    pixels = image.pixels
+    names = image.channel_names
+    colour = [names.index(c) for c in ("R", "G", "B") if c in names] or [0]
+    return pixels[:, :, colour].mean(axis=2)
 
 
 def _check_device(name: str) -> None:

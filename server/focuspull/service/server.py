@@ -71,7 +71,13 @@ def check_job_paths(spec: Any, policy: PathPolicy) -> Any:
         out = dataclasses.replace(out, pattern=str(policy.check_sequence(out.pattern, kind="output.pattern")))
     if out.preview is not None:
         out = dataclasses.replace(out, preview=str(policy.resolve(out.preview, kind="output.preview")))
-    return dataclasses.replace(spec, input=inp, depth=depth, output=out)
+    aperture, colour = spec.aperture, spec.colour
+    if aperture.filter_image is not None:
+        aperture = dataclasses.replace(aperture, filter_image=str(
+            policy.resolve(aperture.filter_image, kind="aperture.filter_image")))
+    if colour.config is not None and not colour.config.startswith("ocio://"):  # built-in configs are no files
+        colour = dataclasses.replace(colour, config=str(policy.resolve(colour.config, kind="colour.config")))
+    return dataclasses.replace(spec, input=inp, depth=depth, output=out, aperture=aperture, colour=colour)
 
 
 class Server:

@@ -29,7 +29,12 @@ from focuspull.spec.compression import EXR_COMPRESSIONS  # noqa: F401 - part of 
 
 DEPTH_KINDS = ("channel", "sequence", "model")
 #: What depth values mean (ZDefocus ``math``); see focuspull.stages.lens.
-DEPTH_MATHS = ("depth", "far=0", "disparity_norm", "direct")
+DEPTH_MATHS = ("depth", "far=0", "far=-0", "disparity_norm", "direct")
+#: Other spellings of the depth maths (ZDefocus writes ``far = 0``; Maya's negative 1/z is
+#: ``far = -0``), folded to the names above by :func:`normalise_choice`.
+DEPTH_MATH_SPELLINGS = (("far = 0", "far=0"), ("far = -0", "far=-0"), ("1/z", "far=0"), ("-1/z", "far=-0"),
+                        ("distance", "depth"), ("coc", "direct"))
+FOCUS_ORIGINS = ("top-left", "bottom-left")
 BAD_DEPTH = ("error", "far")
 LENS_MODES = ("physical", "artistic")
 FOCUS_MODES = ("distance", "disparity", "point", "matte")
@@ -67,6 +72,8 @@ class Field:
         knob: the Nuke knob name (ZDefocus names where ZDefocus has one).
         max_chars: longest string accepted.
         metavar: how help texts show the value (``MM``, ``N``); derived from the unit if empty.
+        spellings: other accepted spellings of ``choices``, ``((spelling, choice), ...)``.
+        whole: an animatable number whose every key must be a whole number (blades).
     """
 
     path: str
@@ -84,6 +91,19 @@ class Field:
     knob: Optional[str] = None
     max_chars: int = MAX_NAME_CHARS
     metavar: str = ""
+    spellings: tuple = ()
+    whole: bool = False
+
+    def normalise_choice(self, value):
+        """A ``choice`` spelled another accepted way (case, spaces) -> its registry name;
+        anything else comes back unchanged (and is then refused by the checker)."""
+        if self.kind != "choice" or not isinstance(value, str):
+            return value
+        folded = " ".join(value.strip().lower().split())
+        for choice in self.choices:
+            if folded == choice.lower() or folded.replace(" ", "") == choice.lower():
+                return choice
+        return dict(self.spellings).get(folded, value)
 
     @property
     def section(self) -> str:
@@ -126,10 +146,27 @@ FIELDS: tuple[Field, ...] = (
     # -- input
     _f("input.pattern", "path", None, optional=True, max_chars=MAX_PATH_CHARS, label="Input",
        help="input sequence, e.g. shot.####.exr (None: frames travel in-band)"),
-    _f("input.transfer", "str", None, optional=True, label="Input transfer", flag="--input-transfer",
-       knob="input_transfer",
-       help="transfer function of display-referred input (srgb, rec709, gamma2.2, linear); "
-            "default: linear for EXR, sRGB for PNG/JPEG"),
+    _f("input.transfer", "str", None, optional=True, label="Input colour space", flag="--input-transfer",
+       knob="input_colorspace", metavar="SPACE",
+       help="colour space of the input: srgb, rec709, gamma2.2, acescct, logc3, slog3, any space of the OCIO "
+            "config, or linear (already in the working space); default: what an EXR header states, else "
+            "linear for EXR, srgb for PNG/JPEG"),
+    # -- colour (OpenColorIO)
+    _f("colour.config", "path", None, optional=True, max_chars=MAX_PATH_CHARS, label="OCIO config",
+       flag="--config", knob="ocio_config", metavar="CONFIG",
+       help="OCIO config file or ocio:// URI (default: $OCIO, else the built-in ACES studio config)"),
+    _f("colour.working_space", "str", None, optional=True, label="Working space", flag="--working-space",
+       knob="working_colorspace", metavar="SPACE",
+       help="scene-linear space the bokeh is computed in and EXRs are written in (default: the config's "
+            "scene_linear role, ACEScg in the built-in config)"),
+    _f("colour.output_space", "str", None, optional=True, label="Output colour space", flag="--output-space",
+       knob="output_colorspace", metavar="SPACE",
+       help="colour space of non-EXR output (PNG, TIFF, DPX; default: the input's own)"),
+    _f("colour.display", "str", None, optional=True, label="Display", flag="--display", knob="display",
+       metavar="DISPLAY", help="OCIO display of the preview movie (default: the config's default display)"),
+    _f("colour.view", "str", None, optional=True, label="View", flag="--view", knob="view", metavar="VIEW",
+       help="OCIO view of the preview movie (default: the display's default view, e.g. the ACES 2.0 SDR "
+            "tone map)"),
     # -- depth
     _f("depth.kind", "choice", "channel", choices=DEPTH_KINDS, label="Depth source", knob="depth_source",
        help="channel of the input, a separate sequence, or a depth model"),
@@ -142,9 +179,10 @@ FIELDS: tuple[Field, ...] = (
     _f("depth.checkpoint_dir", "path", None, optional=True, max_chars=MAX_PATH_CHARS,
        label="Depth model folder", flag="--depth-checkpoint", knob="depth_checkpoint",
        help="local folder with the depth model's weights (nothing is downloaded)"),
-    _f("depth.depth_math", "choice", "depth", choices=DEPTH_MATHS, label="Math", flag="--depth-math",
-       knob="math", help="what the depth values mean: depth = distance in metres, far=0 = 1/z, "
-                         "disparity_norm = 0..1 near=1, direct = CoC radius in px"),
+    _f("depth.depth_math", "choice", "depth", choices=DEPTH_MATHS, spellings=DEPTH_MATH_SPELLINGS,
+       label="Math", flag="--depth-math", knob="math",
+       help="what the depth values mean: depth = distance in metres, far=0 = 1/z (Nuke, also 'far = 0'), "
+            "far=-0 = -1/z (Maya), disparity_norm = 0..1 near=1, direct = CoC radius in px"),
     _f("depth.bad_depth", "choice", "error", choices=BAD_DEPTH, label="Bad depth", flag="--bad-depth",
        knob="bad_depth", help="NaN/negative depth: stop with an error, or treat it as infinitely far"),
     _f("depth.stabilise_window", "int", 0, unit="frames", minimum=0, maximum=MAX_WINDOW_FRAMES,
@@ -168,7 +206,8 @@ FIELDS: tuple[Field, ...] = (
     _f("lens.k", "float", None, unit="px", minimum=0.0, maximum=1e6, animatable=True, optional=True,
        label="K", flag="--k", knob="k", help="blur radius in px per unit of disparity (Any-to-Bokeh K)"),
     _f("lens.max_size_px", "float", None, unit="px", minimum=0.0, maximum=MAX_RADIUS_PX, optional=True,
-       label="Maximum", flag="--max-size", knob="max_size", help="cap the blur radius at this many px"),
+       animatable=True, label="Maximum", flag="--max-size", knob="max_size",
+       help="cap the blur radius at this many px"),
     # -- focus
     _f("focus.mode", "choice", "distance", choices=FOCUS_MODES, label="Focus", knob="focus_mode",
        help="focus on a distance, a disparity, a picked point (tracked) or a matte"),
@@ -181,10 +220,19 @@ FIELDS: tuple[Field, ...] = (
                          "models); unused with direct"),
     _f("focus.point_x", "float", None, unit="px", minimum=-1e5, maximum=1e5, animatable=True,
        optional=True, label="Focal point x", knob="focal_point",
-       help="focal point, pixels from the left edge"),
+       help="focal point, pixels from the left edge of the display window"),
     _f("focus.point_y", "float", None, unit="px", minimum=-1e5, maximum=1e5, animatable=True,
        optional=True, label="Focal point y", knob="focal_point",
-       help="focal point, pixels from the top edge (y down)"),
+       help="focal point, pixels from the top edge (y down), or from the bottom edge (y up) with "
+            "focus.origin bottom-left"),
+    _f("focus.origin", "choice", "top-left", choices=FOCUS_ORIGINS, label="Focal point origin",
+       flag="--focus-origin", knob="focal_point_origin",
+       help="where focal point coordinates start: top-left (y down, image arrays) or bottom-left "
+            "(y up, Nuke's focal_point)"),
+    _f("focus.dof", "float", 0.0, minimum=0.0, maximum=1e6, animatable=True, label="Depth of field",
+       flag="--dof", knob="dof", metavar="RANGE",
+       help="range around the focal plane that stays fully sharp (ZDefocus dof), in the depth's own units: "
+            "metres with depth math depth, the channel's value with far=0 / disparity_norm"),
     _f("focus.track_from_frame", "int", None, minimum=-FRAME_NUMBER_LIMIT, maximum=FRAME_NUMBER_LIMIT,
        optional=True, label="Track from frame", knob="track_from",
        help="pick the focal point on this frame and track it through the shot"),
@@ -196,12 +244,20 @@ FIELDS: tuple[Field, ...] = (
        label="Focus smoothing", flag="--focus-smooth", knob="focus_smooth",
        help="steady a point/matte focus over +-N frames (0 = off)"),
     # -- aperture
-    _f("aperture.blades", "int", 0, minimum=0, maximum=MAX_BLADES, label="Blades", flag="--blades",
-       knob="blades", help="aperture blades: 0 = round disc, or 3 or more"),
-    _f("aperture.rotation_deg", "float", 0.0, unit="deg", minimum=-3600.0, maximum=3600.0,
+    _f("aperture.blades", "int", 0, minimum=0, maximum=MAX_BLADES, animatable=True, whole=True,
+       label="Blades", flag="--blades", metavar="N", knob="blades",
+       help="aperture blades: 0 = round disc, or 3 or more (keyframes hold each count until the next)"),
+    _f("aperture.rotation_deg", "float", 0.0, unit="deg", minimum=-3600.0, maximum=3600.0, animatable=True,
        label="Rotation", flag="--rotation", knob="rotation", help="blade rotation in degrees"),
-    _f("aperture.roundness", "float", 0.0, minimum=0.0, maximum=1.0, label="Roundness",
+    _f("aperture.roundness", "float", 0.0, minimum=0.0, maximum=1.0, animatable=True, label="Roundness",
        flag="--roundness", knob="roundness", help="0 = straight blades .. 1 = round"),
+    _f("aperture.aspect", "float", 1.0, minimum=0.05, maximum=20.0, animatable=True, label="Aspect ratio",
+       flag="--aspect", knob="aspect",
+       help="width / height of the bokeh as seen after desqueeze (ZDefocus aspect): 1 = round, 0.5 = the "
+            "tall oval of a 2x anamorphic lens; the plate's pixel aspect is allowed for"),
+    _f("aperture.filter_image", "path", None, optional=True, max_chars=MAX_PATH_CHARS, label="Filter image",
+       flag="--filter", knob="filter", metavar="IMAGE",
+       help="custom bokeh shape: a greyscale image, bright on black (ZDefocus filter image)"),
     # -- highlights
     _f("highlights.threshold", "float", None, minimum=0.0, maximum=1e4, optional=True,
        label="Bloom threshold", flag="--highlight-threshold", knob="bloom_threshold",
@@ -211,19 +267,25 @@ FIELDS: tuple[Field, ...] = (
     # -- output
     _f("output.pattern", "path", None, optional=True, max_chars=MAX_PATH_CHARS, label="Output",
        help="output sequence, e.g. out/shot_dof.####.exr (None: results return in-band)"),
-    _f("output.compression", "compression", "zip", label="Compression", flag="--compression",
-       knob="compression", help="EXR compression: zip, piz, dwaa, dwaa:45 (with a level), htj2k, none, ..."),
+    _f("output.compression", "compression", None, optional=True, label="Compression", flag="--compression",
+       knob="compression", help="EXR compression: zip, piz, dwaa, dwaa:45 (with a level), htj2k, none, ... "
+                                "(default: the input EXR's own, else zip)"),
     _f("output.half", "bool", True, label="Half float", knob="half", help="write 16-bit half float colour"),
     _f("output.resume", "bool", False, label="Resume", flag="--resume", knob="resume",
        help="skip frames already complete in the output"),
     _f("output.overwrite", "bool", False, label="Overwrite", flag="--overwrite", knob="overwrite",
        help="replace existing frames in the output"),
     _f("output.preview", "path", None, optional=True, max_chars=MAX_PATH_CHARS, label="Preview movie",
-       flag="--preview", knob="preview", help="also write an sRGB H.264 preview movie"),
+       flag="--preview", knob="preview",
+       help="also write an H.264 preview movie through the OCIO display and view"),
     _f("output.preview_fps", "float", 24.0, unit="fps", minimum=1.0, maximum=1000.0, label="Preview fps",
        flag="--preview-fps", knob="preview_fps", help="preview frame rate"),
     _f("output.setup_view", "bool", False, label="Focal plane setup", flag="--setup-view", knob="output",
        help="write the focal-plane setup view instead (green in focus, red in front, blue behind)"),
+    _f("output.channels", "str", None, optional=True, max_chars=MAX_PATH_CHARS, label="Render channels",
+       flag="--channels", knob="channels", metavar="CHANNELS",
+       help="also render these channels of the input with the same bokeh: comma-separated names or layers "
+            "(e.g. diffuse,specular.R); every other channel passes through untouched"),
     _f("output.keep_depth", "bool", True, label="Keep depth", knob="keep_depth",
        help="copy the depth channel into the output EXRs"),
     # -- render

@@ -17,8 +17,9 @@ Example (JSON)::
      "focus": {"mode": "distance", "distance_m": {"keys": {"1001": 1.5, "1003": 8}}},
      "output": {"pattern": "out/plate_dof.####.exr"}}
 
-Point coordinates (``focus.point_x/point_y``) are pixels with the origin at the top-left
-corner of the image, y pointing down (image-array order).
+Point coordinates (``focus.point_x/point_y``) are pixels of the display window with the
+origin at the top-left corner, y pointing down (image-array order), or with
+``focus.origin = "bottom-left"`` at the bottom-left corner, y up (Nuke's ``focal_point``).
 """
 from __future__ import annotations
 
@@ -79,6 +80,7 @@ def _check_bool(entry: Field, value, path):
 
 
 def _check_choice(entry: Field, value, path):
+    value = entry.normalise_choice(value)
     if not isinstance(value, str) or value not in entry.choices:
         raise JobSpecError(f"job field '{path}' must be one of {', '.join(entry.choices)}; got {shorten(value)}",
                            f"set '{path}' to one of {', '.join(entry.choices)}", field=path)
@@ -107,6 +109,9 @@ def _check_animated(entry: Field, value, path):
     for frame, v in animated.keys:
         where = "" if animated.is_constant else f" at frame {frame:g}"
         _number(entry, v, path, where)
+        if entry.whole and not float(v).is_integer():
+            raise JobSpecError(f"job field '{path}'{where} must be a whole number, got {shorten(v)}",
+                               f"set '{path}' to whole numbers, e.g. 6 or \"1001:5,1040:7\"", field=path)
     return animated
 
 
@@ -201,6 +206,19 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class ColourSpec:
+    """OpenColorIO: the config (None = ``$OCIO``, else the built-in ACES studio config), the
+    scene-linear working space (None = the config's ``scene_linear`` role), the colour space
+    of non-EXR output (None = the input's own), and the display + view of previews."""
+
+    config: Optional[str] = _spec("colour.config")
+    working_space: Optional[str] = _spec("colour.working_space")
+    output_space: Optional[str] = _spec("colour.output_space")
+    display: Optional[str] = _spec("colour.display")
+    view: Optional[str] = _spec("colour.view")
+
+
+@dataclass(frozen=True)
 class DepthSpec:
     """Depth source.  ``channel``: a channel of the input (None = find Z / depth.Z ...);
     ``sequence``: a separate sequence ``pattern``; ``model``: estimate with ``model`` from
@@ -230,7 +248,7 @@ class LensSpec:
     cg_camera: bool = _spec("lens.cg_camera")
     size_px: Optional[Animated] = _spec("lens.size_px")
     k: Optional[Animated] = _spec("lens.k")
-    max_size_px: Optional[float] = _spec("lens.max_size_px")
+    max_size_px: Optional[Animated] = _spec("lens.max_size_px")
 
 
 @dataclass(frozen=True)
@@ -248,19 +266,26 @@ class FocusSpec:
     disparity: Optional[Animated] = _spec("focus.disparity")
     point_x: Optional[Animated] = _spec("focus.point_x")
     point_y: Optional[Animated] = _spec("focus.point_y")
+    origin: str = _spec("focus.origin")
     track_from_frame: Optional[int] = _spec("focus.track_from_frame")
     point_radius_px: float = _spec("focus.point_radius_px")
     matte_channel: Optional[str] = _spec("focus.matte_channel")
     smoothing_window: int = _spec("focus.smoothing_window")
+    dof: Animated = _spec("focus.dof")
 
 
 @dataclass(frozen=True)
 class ApertureSpec:
-    """Bokeh shape: ``blades`` = 0 is a disc; rotation in degrees; roundness 0..1."""
+    """Bokeh shape: ``blades`` = 0 is a disc; rotation in degrees; roundness 0..1 (all
+    animatable; blade counts hold from key to key).  ``aspect``: width / height of the bokeh
+    after desqueeze (ZDefocus ``aspect``; the plate's pixel aspect is allowed for).
+    ``filter_image``: a custom bokeh shape image (replaces blades)."""
 
-    blades: int = _spec("aperture.blades")
-    rotation_deg: float = _spec("aperture.rotation_deg")
-    roundness: float = _spec("aperture.roundness")
+    blades: Animated = _spec("aperture.blades")
+    rotation_deg: Animated = _spec("aperture.rotation_deg")
+    roundness: Animated = _spec("aperture.roundness")
+    aspect: Animated = _spec("aperture.aspect")
+    filter_image: Optional[str] = _spec("aperture.filter_image")
 
 
 @dataclass(frozen=True)
@@ -277,10 +302,11 @@ class OutputSpec:
     """Where results go.  ``pattern`` None = in-band (returned to the caller).
     ``resume`` skips complete frames; ``overwrite`` replaces existing ones; neither = refuse.
     ``setup_view`` writes the focal-plane setup view instead of the render.  ``keep_depth``
-    passes the input depth channel through to EXR output."""
+    passes the input depth channel through to EXR output; ``channels`` names other channels
+    or layers of the input rendered with the same bokeh (the rest pass through untouched)."""
 
     pattern: Optional[str] = _spec("output.pattern")
-    compression: str = _spec("output.compression")
+    compression: Optional[str] = _spec("output.compression")
     half: bool = _spec("output.half")
     resume: bool = _spec("output.resume")
     overwrite: bool = _spec("output.overwrite")
@@ -288,6 +314,7 @@ class OutputSpec:
     preview_fps: float = _spec("output.preview_fps")
     setup_view: bool = _spec("output.setup_view")
     keep_depth: bool = _spec("output.keep_depth")
+    channels: Optional[str] = _spec("output.channels")
 
 
 @dataclass(frozen=True)
@@ -295,6 +322,7 @@ class RenderJob:
     """One render.  ``frames`` empty = every frame of the input on disk (or in-band)."""
 
     input: InputSpec = _section(InputSpec)
+    colour: ColourSpec = _section(ColourSpec)
     frames: tuple = field(default_factory=tuple, metadata={"check": _frames})
     depth: DepthSpec = _section(DepthSpec)
     lens: LensSpec = _section(LensSpec)
@@ -337,7 +365,7 @@ class RenderJob:
         for key in ("pattern", "resume", "overwrite", "preview", "preview_fps"):
             plain["output"].pop(key)
         # Lossless compressions store the same pixels: resuming with piz after zip is fine.
-        if plain["output"]["compression"].split(":")[0] not in LOSSY_COMPRESSIONS:
+        if (plain["output"]["compression"] or "input").split(":")[0] not in LOSSY_COMPRESSIONS:
             plain["output"]["compression"] = "lossless"
         text = json.dumps(plain, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -375,7 +403,7 @@ def _check_consistent(job: RenderJob) -> None:
                       "set focus.disparity to the depth value to keep sharp", "focus.disparity")
     if focus.mode == "point" and (focus.point_x is None or focus.point_y is None):
         raise _refuse("focus.mode is 'point' but focus.point_x/point_y are not set",
-                      "pick the focal point (pixels from the top-left corner)", "focus.point_x")
+                      "pick the focal point (pixels from the corner focus.origin names)", "focus.point_x")
     if focus.mode == "matte" and not focus.matte_channel:
         raise _refuse("focus.mode is 'matte' but focus.matte_channel is not set",
                       "name the matte channel, e.g. matte.A", "focus.matte_channel")
@@ -385,6 +413,8 @@ def _check_consistent(job: RenderJob) -> None:
     if job.output.resume and job.output.overwrite:
         raise _refuse("output.resume and output.overwrite are both set",
                       "resume to keep finished frames, or overwrite to redo them, not both", "output.resume")
-    if job.aperture.blades in (1, 2):
-        raise _refuse(f"aperture.blades is {job.aperture.blades}: an aperture needs 3 or more blades",
-                      "set aperture.blades to 0 for a round disc, or 3 or more", "aperture.blades")
+    for frame, blades in job.aperture.blades.keys:
+        if blades in (1, 2):
+            where = "" if job.aperture.blades.is_constant else f" at frame {frame:g}"
+            raise _refuse(f"aperture.blades is {blades:g}{where}: an aperture needs 3 or more blades",
+                          "set aperture.blades to 0 for a round disc, or 3 or more", "aperture.blades")

@@ -7,6 +7,13 @@ keep the right energy distribution; a radius below half a pixel is a delta.
 
 The aperture radius is the *circumradius*: a polygon with ``n`` blades is inscribed
 in the thin-lens disc, as blades close down a round opening (Cycles does the same).
+
+Anamorphic and aspect: ``aspect`` is the bokeh's width / height as seen after desqueeze
+(ZDefocus ``aspect``), ``pixel_aspect`` the plate's (2.0 for a 2x anamorphic plate).  In
+stored pixels the shape is stretched horizontally by ``aspect / pixel_aspect``, so with
+``aspect = 1`` a 2x squeezed plate gets a kernel half as wide as tall: round once the
+plate is desqueezed.  The CoC radius is the longer semi-axis of that ellipse (vertical
+when the stretch is below 1), so the kernel never outgrows ``2R+1``.
 """
 from __future__ import annotations
 
@@ -44,6 +51,8 @@ class Aperture:
     rotation_deg: float = 0.0
     roundness: float = 0.0
     image: np.ndarray | None = field(default=None, compare=False, hash=False)
+    aspect: float = 1.0
+    pixel_aspect: float = 1.0
 
     def __post_init__(self) -> None:
         blades = self.blades
@@ -56,6 +65,12 @@ class Aperture:
         if not (isinstance(self.rotation_deg, numbers.Real) and math.isfinite(self.rotation_deg)):
             raise InputError(f"rotation must be a finite number of degrees, got {self.rotation_deg!r}",
                              "pass e.g. --rotation 15")
+        for name in ("aspect", "pixel_aspect"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+                    math.isfinite(value) and 0.01 <= value <= 100.0):
+                raise InputError(f"{name.replace('_', ' ')} must be a number in 0.01..100, got {value!r}",
+                                 "pass e.g. --aspect 1 (round after desqueeze) or 0.5 (a tall oval)")
         if not 0.0 <= self.roundness <= 1.0:
             raise InputError(f"roundness must be in 0..1, got {self.roundness}",
                              "pass e.g. --roundness 0.3")
@@ -79,7 +94,17 @@ class Aperture:
     def key(self) -> tuple:
         """Hashable identity: the custom image by a digest of its content, taken once."""
         img_key = None if self.image is None else self._digest
-        return (self.blades, float(self.rotation_deg), float(self.roundness), img_key)
+        return (self.blades, float(self.rotation_deg), float(self.roundness), img_key, self.stretch)
+
+    @property
+    def stretch(self) -> float:
+        """Horizontal / vertical size of the shape in stored pixels."""
+        return float(self.aspect) / float(self.pixel_aspect)
+
+    def axes(self) -> tuple[float, float]:
+        """``(sx, sy)``: the semi-axes of the shape as fractions of the CoC radius (<= 1)."""
+        stretch = self.stretch
+        return (stretch, 1.0) if stretch <= 1.0 else (1.0, 1.0 / stretch)
 
 
 # Custom kernel images by content digest: the kernel cache keys on the digest, so it keeps
@@ -94,8 +119,12 @@ def _support(radius_px: float) -> int:
     return int(math.ceil(max(radius_px, 0.0) - 1e-6))
 
 
-def _inside(aperture: Aperture, x: np.ndarray, y: np.ndarray, radius: float) -> np.ndarray:
-    """Boolean mask of sample points (x right, y down, in px from the centre) inside the shape."""
+def _inside(aperture: Aperture, x: np.ndarray, y: np.ndarray, radius: float,
+            axes: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """Boolean mask of sample points (x right, y down, in px from the centre) inside the shape,
+    squeezed to the semi-axes ``axes`` (fractions of ``radius``)."""
+    x = x / axes[0]
+    y = y / axes[1]
     rho = np.hypot(x, y)
     if aperture.blades == 0:
         return rho <= radius
@@ -112,9 +141,10 @@ def _inside(aperture: Aperture, x: np.ndarray, y: np.ndarray, radius: float) -> 
 
 @lru_cache(maxsize=512)
 def _kernel_cached(key: tuple, radius_q: float) -> np.ndarray:
-    blades, rotation_deg, roundness, img_key = key
+    blades, rotation_deg, roundness, img_key, stretch = key
+    axes = (stretch, 1.0) if stretch <= 1.0 else (1.0, 1.0 / stretch)
     if img_key is not None:
-        return _read_only(_image_kernel(_CUSTOM_IMAGES[img_key], radius_q))
+        return _read_only(_image_kernel(_CUSTOM_IMAGES[img_key], radius_q, axes))
     aperture = Aperture(blades=blades, rotation_deg=rotation_deg, roundness=roundness)
     big_r = _support(radius_q)
     if radius_q <= 0.5:
@@ -125,7 +155,7 @@ def _kernel_cached(key: tuple, radius_q: float) -> np.ndarray:
     # Sample positions: pixel centre + sub-pixel offsets, shape (2R+1)*s per axis.
     coords = (grid[:, None] + offsets[None, :]).reshape(-1)
     yy, xx = np.meshgrid(coords, coords, indexing="ij")
-    inside = _inside(aperture, xx, yy, radius_q).astype(np.float64)
+    inside = _inside(aperture, xx, yy, radius_q, axes).astype(np.float64)
     n = 2 * big_r + 1
     cover = inside.reshape(n, s, n, s).mean(axis=(1, 3))
     return _read_only((cover / cover.sum()).astype(np.float32))
@@ -137,7 +167,7 @@ def _read_only(kernel: np.ndarray) -> np.ndarray:
     return kernel
 
 
-def _image_kernel(image: np.ndarray, radius: float) -> np.ndarray:
+def _image_kernel(image: np.ndarray, radius: float, axes: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
     big_r = _support(radius)
     if radius <= 0.5:
         return np.ones((1, 1), np.float32)
@@ -146,8 +176,9 @@ def _image_kernel(image: np.ndarray, radius: float) -> np.ndarray:
     s = _samples(radius)
     coords = (np.arange(n * s) + 0.5) / s - n / 2.0  # px from the kernel centre
     # Map [-radius, radius] onto the image's [0, size); outside is dark.
-    u = (coords / (2.0 * radius) + 0.5)
-    yy, xx = np.meshgrid(u * h, u * w, indexing="ij")
+    uy = coords / (2.0 * radius * axes[1]) + 0.5
+    ux = coords / (2.0 * radius * axes[0]) + 0.5
+    yy, xx = np.meshgrid(uy * h, ux * w, indexing="ij")
     valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
     yi = np.clip(yy.astype(int), 0, h - 1)
     xi = np.clip(xx.astype(int), 0, w - 1)

@@ -24,6 +24,13 @@ from typing import Union
 import numpy as np
 
 from focuspull.errors import DepthError, LensError
+from focuspull.spec.fields import field_info
+
+
+def normalise_depth_math(depth_math: str) -> str:
+    """ZDefocus / Maya spellings (``far = 0``, ``far = -0``, ``1/z``) -> the names of
+    :data:`DEPTH_MATHS`; other text comes back as given."""
+    return field_info("depth.depth_math").normalise_choice(depth_math)
 
 # Depth conventions, mirroring Nuke ZDefocus "math" modes.
 from focuspull.spec.fields import DEPTH_MATHS  # noqa: E402 - the one vocabulary
@@ -165,6 +172,7 @@ def disparity_from_depth(depth: np.ndarray, depth_math: str = "depth", *,
 
     ``depth`` = +inf is always infinitely far (disparity 0): sky in CG renders.
     """
+    depth_math = normalise_depth_math(depth_math)
     if depth_math not in DEPTH_MATHS or depth_math == "direct":
         raise DepthError(f"depth math {depth_math!r} has no disparity",
                          f"use one of {', '.join(m for m in DEPTH_MATHS if m != 'direct')}")
@@ -172,6 +180,9 @@ def disparity_from_depth(depth: np.ndarray, depth_math: str = "depth", *,
     depth = np.asarray(depth, dtype=np.float32)
     if depth.ndim != 2:
         raise DepthError(f"depth must be H x W, got shape {depth.shape}", "pass a single channel")
+    if depth_math == "far=-0":
+        depth = -depth  # Maya's -1/z: the same as far=0 once the sign is turned
+        depth_math = "far=0"
     if depth_math == "depth":
         bad = ~(depth > 0)  # NaN, negative and zero (a zero distance is inside the lens)
         with np.errstate(divide="ignore"):
@@ -188,13 +199,42 @@ def disparity_from_depth(depth: np.ndarray, depth_math: str = "depth", *,
     return disparity
 
 
+def in_focus_band(focus_disparity: float, dof: float, depth_math: str = "depth") -> tuple[float, float]:
+    """The disparity range ``(lo, hi)`` kept fully sharp by an in-focus range ``dof``
+    (ZDefocus ``dof``) around the focal plane, in the depth's own units: metres either
+    side split evenly for ``depth`` (``S - dof/2 .. S + dof/2``), the channel's own value
+    for ``far=0`` / ``far=-0`` / ``disparity_norm``."""
+    if not (math.isfinite(dof) and dof >= 0):
+        raise LensError(f"depth of field (in-focus range) must be a finite number >= 0, got {dof}",
+                        "pass e.g. --dof 0.5")
+    if dof == 0:
+        return focus_disparity, focus_disparity
+    if depth_math == "depth":
+        distance = 1.0 / focus_disparity if focus_disparity > 0 else math.inf
+        near, far = distance - dof / 2.0, distance + dof / 2.0
+        return 1.0 / far, (1.0 / near if near > 0 else math.inf)
+    return focus_disparity - dof / 2.0, focus_disparity + dof / 2.0
+
+
 def coc_from_disparity(disparity: np.ndarray, focus_disparity: float, k_px: float,
-                       max_radius_px: float | None = None) -> np.ndarray:
-    """Signed CoC radius in pixels: ``k_px * (focus_disparity - disparity)``, clamped to +-max."""
+                       max_radius_px: float | None = None,
+                       in_focus: tuple[float, float] | None = None) -> np.ndarray:
+    """Signed CoC radius in pixels: ``k_px * (focus_disparity - disparity)``, clamped to +-max.
+
+    ``in_focus``: a disparity band ``(lo, hi)`` around the focus (:func:`in_focus_band`)
+    that stays sharp; outside it the blur grows from the band's edge, ``k_px * (lo - d)``
+    behind and ``k_px * (hi - d)`` in front.
+    """
     if max_radius_px is not None and not (max_radius_px >= 0 and math.isfinite(max_radius_px)):
         raise LensError(f"maximum blur size must be a finite number of px >= 0, got {max_radius_px}",
                         "pass e.g. --max-size 32")
-    coc = (np.float32(k_px) * (np.float32(focus_disparity) - np.asarray(disparity, np.float32)))
+    disparity = np.asarray(disparity, np.float32)
+    if in_focus is not None and in_focus[0] < in_focus[1]:
+        with np.errstate(invalid="ignore"):
+            sharp = np.clip(disparity, np.float32(in_focus[0]), np.float32(min(in_focus[1], 3.0e38)))
+        coc = np.float32(k_px) * (sharp - disparity)
+    else:
+        coc = (np.float32(k_px) * (np.float32(focus_disparity) - disparity))
     if max_radius_px is not None:
         coc = np.clip(coc, -max_radius_px, max_radius_px)
     return coc.astype(np.float32, copy=False)
@@ -209,6 +249,7 @@ def coc_from_depth(depth: np.ndarray, lens: Lens, depth_math: str = "depth", *,
     gives invalid pixels the largest behind-focus CoC of the frame (its farthest blur).
     """
     _check_bad_depth(bad_depth)
+    depth_math = normalise_depth_math(depth_math)
     depth = np.asarray(depth, dtype=np.float32)
     if depth_math == "direct":
         bad = ~np.isfinite(depth)
