@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "demo": "focuspull.commands.demo",
     "serve": "focuspull.commands.serve",
     "submit": "focuspull.commands.submit",
+    "train": "focuspull.commands.train",
 }
 
 EXIT_OK = 0

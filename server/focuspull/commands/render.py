@@ -14,6 +14,10 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
+
+# The refiner shipped in the repository (models/ next to server/); docs/refine.md.
+DEFAULT_REFINER = str(Path(__file__).resolve().parents[3] / "models" / "refiner-small")
 
 HELP = "render depth of field (bokeh) over an image sequence with depth"
 
@@ -122,6 +126,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
     run_group.add_argument("--plane-spacing", metavar="PX", type=float, default=1.0,
                            help="CoC step between layers; larger is faster, coarser (default 1)")
+    run_group.add_argument("--refine", metavar="DIR", nargs="?", const=DEFAULT_REFINER, default=None,
+                           help="refine the render with the learned refiner in DIR "
+                                "(without DIR: the shipped models/refiner-small); docs/refine.md")
     run_group.add_argument("--quiet", action="store_true", help="no progress line")
     run_group.add_argument("--print-job", action="store_true",
                            help="print the job as JSON (for the farm / focuspull submit) and exit")
@@ -225,6 +232,7 @@ def job_dict_from_args(args: argparse.Namespace) -> dict:
         "output": {"pattern": args.output, "compression": args.compression, "half": args.half,
                    "resume": args.resume, "overwrite": args.overwrite, "preview": args.preview,
                    "preview_fps": float(fps), "setup_view": args.setup_view, "keep_depth": args.keep_depth},
+        "refine": {"model_dir": None if args.refine is None else str(args.refine)},
         "device": args.device,
         "plane_spacing_px": args.plane_spacing,
     }

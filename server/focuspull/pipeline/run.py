@@ -253,7 +253,11 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         return result
 
     focus = _Focus(job, clip, disparity)
-    if to_render:
+    if job.refine.model_dir is not None and not job.output.setup_view:
+        render = _Refined(job, render, clip, disparity, focus)
+        if to_render:
+            focus.prepare(render.neighbours(to_render))
+    elif to_render:
         focus.prepare(to_render)
     out = SequencePattern(job.output.pattern) if job.output.pattern else None
     transfer = output_transfer(job, clip)
@@ -322,6 +326,10 @@ def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
     max_px = job.lens.max_size_px
 
     def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
+        return render_parts(frame, clip, disparity, focus)[2]
+
+    def render_parts(frame: int, clip, disparity: _Disparity, focus: _Focus) -> tuple:
+        """``(input colour, CoC, classical render)`` of ``frame``."""
         image = clip.colour(frame)
         if job.depth.depth_math == "direct":
             coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=max_px,
@@ -334,7 +342,7 @@ def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
         if job.output.setup_view:
             from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
 
-            return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
+            return image, coc, np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
         try:
             rendered = render_coc(image, coc, aperture=aperture, highlights=highlights,
                                   plane_spacing_px=job.plane_spacing_px, device=job.device,
@@ -342,9 +350,50 @@ def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
         except Cancelled:
             raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
                             "finished frames are complete on disk; run again with --resume") from None
-        return np.asarray(rendered, dtype=np.float32)
+        return image, coc, np.asarray(rendered, dtype=np.float32)
 
+    render.parts = render_parts
     return render
+
+
+class _Refined:
+    """The refiner after the classical render (docs/refine.md).
+
+    Its temporal windows are placed over clip indices (:mod:`focuspull.stages.refine.clip`),
+    so a frame reads the classical renders of its clip neighbours -- also outside the
+    frames this run renders -- and a chunked render equals one run.
+    """
+
+    def __init__(self, job: RenderJob, render, clip, disparity: _Disparity, focus: _Focus) -> None:
+        from focuspull.stages.refine import load_refiner  # noqa: PLC0415 - torch, diffusers
+        from focuspull.stages.refine.clip import ClipRefiner  # noqa: PLC0415
+
+        pipeline = load_refiner(job.refine.model_dir, job.device)
+        self.clip, self.render, self.disparity, self.focus = clip, render, disparity, focus
+        self._parts: dict[int, tuple] = {}
+        self.refiner = ClipRefiner(pipeline, len(clip.clip_frames), self._inputs)
+        self.keep = 2 * pipeline.config.window + 1
+
+    def neighbours(self, frames: list[int]) -> list[int]:
+        """Clip frames the refinement of ``frames`` reads (for focus preparation)."""
+        index = self.disparity.index
+        reach = self.refiner.reach
+        wanted = set()
+        for f in frames:
+            i = index[f]
+            wanted.update(range(max(0, i - reach), min(len(self.clip.clip_frames), i + reach + 1)))
+        return [self.clip.clip_frames[i] for i in sorted(wanted)]
+
+    def _inputs(self, i: int) -> tuple:
+        if i not in self._parts:
+            if len(self._parts) >= self.keep:
+                self._parts.pop(next(iter(self._parts)))
+            frame = self.clip.clip_frames[i]
+            self._parts[i] = self.render.parts(frame, self.clip, self.disparity, self.focus)
+        return self._parts[i]
+
+    def __call__(self, frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
+        return self.refiner.frame(self.disparity.index[frame])
 
 
 def _check_device(name: str) -> None:

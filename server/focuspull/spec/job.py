@@ -289,6 +289,14 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class RefineSpec:
+    """The learned refiner after the classical render.  ``model_dir`` None = off; else the
+    folder of a model written by ``focuspull train`` (e.g. models/refiner-small)."""
+
+    model_dir: Optional[str] = _spec(None, _opt(_str))
+
+
+@dataclass(frozen=True)
 class RenderJob:
     """One render.  ``frames`` empty = every frame of the input on disk (or in-band)."""
 
@@ -300,6 +308,7 @@ class RenderJob:
     aperture: ApertureSpec = _spec(check=_nested(ApertureSpec), factory=ApertureSpec)
     highlights: HighlightSpec = _spec(check=_nested(HighlightSpec), factory=HighlightSpec)
     output: OutputSpec = _spec(check=_nested(OutputSpec), factory=OutputSpec)
+    refine: RefineSpec = _spec(check=_nested(RefineSpec), factory=RefineSpec)
     device: str = _spec("cpu", _str)
     plane_spacing_px: float = _spec(1.0, _float)
 
@@ -334,6 +343,8 @@ class RenderJob:
             plain["depth"].pop(key)
         for key in ("pattern", "resume", "overwrite", "preview", "preview_fps"):
             plain["output"].pop(key)
+        # The model's folder is a path (mounts differ); whether a refiner runs changes pixels.
+        plain["refine"]["model_dir"] = plain["refine"]["model_dir"] is not None
         # Lossless compressions store the same pixels: resuming with piz after zip is fine.
         if plain["output"]["compression"].split(":")[0] not in LOSSY_COMPRESSIONS:
             plain["output"]["compression"] = "lossless"
