@@ -125,14 +125,14 @@ def test_options_become_the_job_a_compositor_means():
 
 
 def test_cg_camera_reaches_the_lens_of_every_frame():
-    from focuspull.pipeline.run import lens_at
+    from focuspull.pipeline.plan import LensPlan
 
     plain = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr")))
     cg = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr", "--cg-camera")))
     assert not plain.lens.cg_camera and cg.lens.cg_camera
     assert RenderJob.from_dict(cg.to_dict()).lens.cg_camera
     # Same settings, less blur: the image plane stays at the focal length.
-    assert lens_at(cg, 1, 0.5).k_px(1000) < lens_at(plain, 1, 0.5).k_px(1000)
+    assert LensPlan(cg, 1000).at(1).k_px < LensPlan(plain, 1000).at(1).k_px
 
 
 def test_command_line_overrides_the_camera_file(tmp_path):
@@ -162,9 +162,9 @@ def test_conflicting_or_malformed_options_exit_2_with_a_hint(capsys, argv, needl
 
 
 @pytest.mark.parametrize("argv, needle, hint", [
-    (["--focus-distance", "0"], "focus.distance_m", "--focus-distance"),
+    (["--focus-distance", "0"], "--focus-distance must be 0.001 .. 1e+06 m", "--focus-distance"),
     (["--focus-distance", "1:3,10:-1"], "frame 10", "--focus-distance"),
-    (["--max-size", "-1"], "lens.max_size_px", "--max-size"),
+    (["--max-size", "-1"], "--max-size must be 0 .. 1024 px", "--max-size"),
     (["--max-size", "nan"], "finite", "--max-size"),
     (["--preview-fps", "nan"], "finite", "--preview-fps"),
     (["--plane-spacing", "inf"], "finite", "--plane-spacing"),
@@ -199,12 +199,12 @@ def test_focus_disparity_help_says_what_the_number_is_per_depth_math(capsys, mon
     assert cli.main(["render", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     help_text = text[text.index("--focus-disparity D focus"):]
-    for needle in ("1/metres with --depth-math depth", "far=0", "disparity_norm (0..1, near = 1"):
+    for needle in ("1/metres with depth math depth", "far=0", "disparity_norm (0..1, near = 1"):
         assert needle in help_text, needle
     assert "depth-map value" not in text
 
 
-@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "--device cpu")])
+@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "set --device to cpu")])
 def test_unusable_device_exits_2_with_a_hint(tmp_path, capsys, device, hint):
     import torch
 
@@ -234,7 +234,7 @@ def test_render_end_to_end_refuse_then_resume(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["r.0001.exr", "r.0002.exr", "r.0003.exr"]
     again = focuspull("render", pattern, out, "--fstop", "2", "--focus-distance", "1.5")
     assert again.returncode == 2
-    assert "already exist" in again.stderr and "1-3" in again.stderr and "hint: pass --resume" in again.stderr
+    assert "already exist" in again.stderr and "1-3" in again.stderr and "hint: use --resume" in again.stderr
     resumed = focuspull("render", pattern, out, "--fstop", "2", "--focus-distance", "1.5", "--resume")
     assert resumed.returncode == 0 and "skipped 3" in resumed.stdout
 

@@ -25,11 +25,12 @@ from focuspull.service.auth import check_token
 from focuspull.service.config import ServerConfig
 from focuspull.service.jobs import CANCELLED, FINISHED, QUEUED, FairQueue, Job
 from focuspull.service.paths import PathPolicy
-from focuspull.service.worker import PipelineRunner, Runner, Worker, describe
+from focuspull.service.worker import PipelineRunner, Runner, Worker, describe, offered
 
 log = logging.getLogger("focuspull.service")
 
-STAGES = ("depth", "lens", "mpi", "render", "refine")
+#: Stages a server without a loaded pipeline still offers (echo jobs); the workers say the rest.
+BASE_STAGES = ("echo",)
 _HISTORY = 256  # finished jobs kept for 'jobs' listings
 _POLL_MS = 100
 _RCVHWM = 16  # whole messages ZeroMQ reads ahead per client before the loop takes them
@@ -255,15 +256,23 @@ class Server:
         return "pong", {"time": time.time()}
 
     def _on_hello(self, ident, msg, frames):
-        models = sorted({m for w in self.workers if w.runner is not None and hasattr(w.runner, "models")
-                         for m in w.runner.models()})
+        # A worker still loading counts: its runner is the factory's; one that failed to load does not.
+        live = [w for w in self.workers if w.load_error is None]
+        stages, models = list(BASE_STAGES), []
+        if live and self.runner_factory is PipelineRunner:
+            pipeline_stages, models = offered()
+            stages += pipeline_stages
+        elif live:
+            runners = [w.runner for w in live if w.runner is not None]
+            models = sorted({m for r in runners if hasattr(r, "models") for m in r.models()})
+            stages += sorted({s for r in runners if hasattr(r, "stages") for s in r.stages()})
         limits = {"max_message_bytes": self.limits.max_message_bytes,
                   "max_header_bytes": self.limits.max_header_bytes,
                   "max_arrays": self.limits.max_arrays, "max_frames": self.config.max_frames,
                   "max_queued": self.config.max_queued, "dtypes": list(protocol.DTYPES),
                   "heartbeat_s": self.config.heartbeat_s, "client_timeout_s": self.config.client_timeout_s}
         return "welcome", {"server": focuspull.__version__, "protocol": protocol.PROTOCOL_VERSION,
-                           "devices": list(self.devices), "stages": list(STAGES), "models": models,
+                           "devices": list(self.devices), "stages": stages, "models": models,
                            "limits": limits}
 
     def _on_status(self, ident, msg, frames):
