@@ -35,6 +35,27 @@ def aperture_samples(aperture: Aperture, count: int, rng: np.random.Generator) -
     return np.stack([x[keep], y[keep]], axis=1).astype(np.float32)
 
 
+def cell_width(samples: np.ndarray) -> float:
+    """Width (in unit-aperture units) of the aperture cell each sample stands for."""
+    return float(math.sqrt(math.pi / max(len(samples), 1)))
+
+
+def box_blur(image: torch.Tensor, width_px: float) -> torch.Tensor:
+    """Separable box blur of ``(C, H, W)`` with a fractional width (exact pixel coverage)."""
+    if width_px <= 1.0:
+        return image
+    radius = int(math.ceil(width_px / 2.0))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    half = width_px / 2.0
+    taps = (torch.minimum(x + 0.5, torch.tensor(half)) - torch.maximum(x - 0.5, torch.tensor(-half))).clamp_min(0)
+    taps = taps / taps.sum()
+    c = image.shape[0]
+    img = F.pad(image[None], (radius, radius, radius, radius), mode="replicate")
+    img = F.conv2d(img, taps.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    img = F.conv2d(img, taps.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return img[0]
+
+
 def trace(layers: torch.Tensor, coc_px: torch.Tensor, margin: int, samples: np.ndarray,
           offsets: torch.Tensor | None = None) -> torch.Tensor:
     """Thin-lens render ``(3, H, W)`` of ``layers (L, 4, H+2m, W+2m)`` ordered near -> far.
@@ -42,7 +63,13 @@ def trace(layers: torch.Tensor, coc_px: torch.Tensor, margin: int, samples: np.n
     ``coc_px (L,)``: each layer's signed CoC radius; ``offsets (L, 2)``: each layer's
     displacement (x, y px) at this frame (moving layers).  An aperture sample at (0, 0)
     is the pinhole image.
+
+    Each sample stands for a cell of the aperture; the layer it meets is box-filtered over
+    that cell's footprint (``|c_l| x`` the cell width) first, so a small emitter becomes a
+    smooth bokeh ball rather than a pattern of dots (a cone, not a ray, per sample).
     """
+    cell = cell_width(samples)
+    layers = torch.stack([box_blur(layers[l], abs(float(coc_px[l])) * cell) for l in range(layers.shape[0])])
     n_layers, _, hc, wc = layers.shape
     h, w = hc - 2 * margin, wc - 2 * margin
     ys = torch.arange(h, dtype=torch.float32) + margin
