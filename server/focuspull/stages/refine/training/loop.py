@@ -184,8 +184,9 @@ def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -
     # Cosine decay to 10 % over the stage; a resumed run continues the same schedule.
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))), last_epoch=-1)
-    for _ in range(step):
-        sched.step()
+    if step:
+        sched.last_epoch = step - 1
+        sched.step()  # the learning rate of step ``step``, as the uninterrupted run has it
     val = validation_clips(cfg, spec)
     source = _TrainingClips(cfg, spec)
     started = time.monotonic()
