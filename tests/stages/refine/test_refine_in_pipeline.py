@@ -89,3 +89,23 @@ def test_cli_render_with_refine_dir_end_to_end(tmp_path, model_dir):
     assert not (tmp_path / "out2").exists() or not os.listdir(tmp_path / "out2")
     refined = read_image(str(tmp_path / "out" / "r.0002.exr")).rgba()
     assert refined.shape[:2] == (H, W) and np.isfinite(refined).all()
+
+
+def test_refine_without_dir_is_the_shipped_model_and_it_loads():
+    from focuspull.commands import cli
+    from focuspull.commands import render as render_cmd
+    from focuspull.stages.refine import refiner_factory, refiner_reach
+
+    parser = cli.build_parser("render", render_cmd)
+    args = parser.parse_args(["in.####.exr", "out.####.exr", "--refine"])
+    job = render_cmd.job_dict_from_args(args)
+    assert job["refine"]["model_dir"] == render_cmd.DEFAULT_REFINER
+    assert refiner_reach(render_cmd.DEFAULT_REFINER) == 7  # 8-frame windows
+    pipe = refiner_factory(render_cmd.DEFAULT_REFINER, "cpu")
+    rng = np.random.default_rng(0)
+    aif = rng.random((1, 20, 30, 3)).astype(np.float32)
+    coc = rng.uniform(-4, 4, (1, 20, 30)).astype(np.float32)
+    out = pipe(aif, coc, aif).frames
+    assert out.shape == aif.shape and np.isfinite(out).all()
+    assert np.abs(out - aif).max() > 0  # trained weights: not the zero head
+    assert "--refine" in render_cmd.command_line(RenderJob.from_dict(job))
