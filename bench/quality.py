@@ -38,6 +38,8 @@ from focuspull.stages.lens import LinearLens, ThinLens, coc_from_depth  # noqa: 
 SCENES_DIR = BENCH_DIR / "scenes"
 SCENE_NAMES = ("objects", "highlights", "occluders", "hexagon")
 METHODS = ("focuspull", "blender_defocus", "scatter", "pinhole")
+REFINED = "focuspull + refine"  # a column only with --refine DIR (docs/refine.md)
+DEFAULT_REFINER = BENCH_DIR.parent / "models" / "refiner-small"
 LENS_MODELS = ("thin", "cycles")
 STRIP = (("input", "pinhole"), ("Cycles DoF", "cycles"), ("focuspull", "focuspull"),
          ("Blender Defocus", "blender_defocus"), ("scatter", "scatter"))
@@ -109,8 +111,15 @@ def render_focuspull(rgba: np.ndarray, z_m: np.ndarray, lens: ThinLens | LinearL
     return render_frame(rgba, z_m, lens, depth_math="depth", aperture=aperture)
 
 
+def render_refined(rgba: np.ndarray, coc: np.ndarray, classical: np.ndarray, refine_dir: Path) -> np.ndarray:
+    """The learned refiner on one frame (a 1-frame clip) after the classical render."""
+    from focuspull.stages.refine import load_refiner  # torch + diffusers: only with --refine
+
+    return load_refiner(refine_dir)(rgba[None], coc[None], classical[None]).frames[0]
+
+
 def evaluate_scene(name: str, scenes_dir: Path = SCENES_DIR, out_dir: Path | None = None,
-                   lens_model: str = "cycles") -> dict:
+                   lens_model: str = "cycles", refine_dir: Path | None = None) -> dict:
     """Render one scene with every method and score it against the Cycles ground truth.
 
     Returns ``{"scene", "width", "height", "max_coc_px", "methods": {method: {"psnr_db",
@@ -133,17 +142,32 @@ def evaluate_scene(name: str, scenes_dir: Path = SCENES_DIR, out_dir: Path | Non
     renders["scatter"] = scatter.scatter_render(scene["rgba"], coc)
     seconds["scatter"] = time.perf_counter() - start
 
+    methods = METHODS
+    if refine_dir is not None:
+        render_refined(scene["rgba"][:16, :16], coc[:16, :16], renders["focuspull"][:16, :16], refine_dir)  # load
+        start = time.perf_counter()
+        renders[REFINED] = render_refined(scene["rgba"], coc, renders["focuspull"], refine_dir)
+        seconds[REFINED] = time.perf_counter() - start
+        methods = (METHODS[0], REFINED) + METHODS[1:]
+
     truth = scene["cycles"][..., :3]
     result = {"scene": name, "lens_model": lens_model, "width": int(scene["rgba"].shape[1]),
               "height": int(scene["rgba"].shape[0]), "max_coc_px": round(float(np.abs(coc).max()), 2),
               "methods": {}}
-    for method in METHODS:
+    for method in methods:
         rgb = renders[method][..., :3]
         result["methods"][method] = {"psnr_db": round(metrics.psnr(rgb, truth), 3),
                                      "ssim": round(metrics.ssim(rgb, truth), 4),
                                      "seconds": None if seconds[method] is None else round(seconds[method], 3)}
     if out_dir is not None:
         write_strip(Path(out_dir) / f"{name}.png", [(label, renders[key]) for label, key in STRIP])
+        if refine_dir is not None:
+            error = lambda key: np.abs(metrics.display_referred(renders[key][..., :3])  # noqa: E731
+                                       - metrics.display_referred(truth))[..., :3] ** 2.2 * 4.0
+            write_strip(Path(out_dir) / f"{name}_refine.png",
+                        [("input", renders["pinhole"]), ("Cycles DoF", renders["cycles"]),
+                         ("focuspull", renders["focuspull"]), ("+ refine", renders[REFINED]),
+                         ("error x4 focuspull", error("focuspull")), ("error x4 refined", error(REFINED))])
     return result
 
 
@@ -168,12 +192,13 @@ def write_strip(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
 
 def markdown_table(results: list[dict]) -> str:
     """PSNR (dB) / SSIM vs Cycles, one row per scene, one column per method (BENCHMARKS.md)."""
-    header = "| scene | max CoC px | " + " | ".join(f"{m} PSNR / SSIM" for m in METHODS) + " |"
-    rule = "|---|---:|" + "---:|" * len(METHODS)
+    methods = list(results[0]["methods"]) if results else list(METHODS)
+    header = "| scene | max CoC px | " + " | ".join(f"{m} PSNR / SSIM" for m in methods) + " |"
+    rule = "|---|---:|" + "---:|" * len(methods)
     rows = [header, rule]
     for r in results:
         cells = []
-        for m in METHODS:
+        for m in methods:
             s = r["methods"][m]
             psnr = "inf" if math.isinf(s["psnr_db"]) else f"{s['psnr_db']:.2f}"
             cells.append(f"{psnr} / {s['ssim']:.4f}")
@@ -190,15 +215,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print only the Markdown table")
     parser.add_argument("--lens-model", choices=LENS_MODELS, default="cycles",
                         help="CoC for focuspull and scatter: focuspull's thin lens, or Blender's camera model")
+    parser.add_argument("--refine", type=Path, nargs="?", const=DEFAULT_REFINER, default=None, metavar="DIR",
+                        help=f"add a '{REFINED}' column with the refiner in DIR (default {DEFAULT_REFINER})")
     args = parser.parse_args(argv)
     results = []
     for name in args.only or SCENE_NAMES:
-        results.append(evaluate_scene(name, args.scenes, args.out, args.lens_model))
+        results.append(evaluate_scene(name, args.scenes, args.out, args.lens_model, args.refine))
         if not args.markdown:
             m = results[-1]["methods"]
             print(f"{name}: " + ", ".join(f"{k} {v['psnr_db']:.2f} dB / {v['ssim']:.4f}" for k, v in m.items()),
                   flush=True)
     print(markdown_table(results))
+    if args.refine is not None:
+        gains = [r["methods"][REFINED]["psnr_db"] - r["methods"]["focuspull"]["psnr_db"] for r in results]
+        per_scene = ", ".join("%s %+.3f" % (r["scene"], g) for r, g in zip(results, gains))
+        print(f"refine vs classical: mean {np.mean(gains):+.3f} dB, worst {min(gains):+.3f} dB ({per_scene})")
     if args.json:
         args.json.write_text(json.dumps({"results": results}, indent=2) + "\n")
     if not args.markdown:

@@ -58,7 +58,7 @@ def test_the_server_worker_keeps_the_depth_model_across_jobs(counting):
         out = runner(job, on_event=lambda e: None, cancelled=lambda: False)
         assert sorted(out.frames) == [1, 2]
     assert len(CALLS) == 1 and runner.cache.loads == 1
-    assert "depth:test-counting" in runner.models() and "refine" not in runner.stages()
+    assert "depth:test-counting" in runner.models() and "refine" in runner.stages()  # the refiner is registered
 
 
 def test_unknown_and_unimportable_models_are_model_errors():
@@ -74,4 +74,4 @@ def test_unknown_and_unimportable_models_are_model_errors():
         register_model("depth", "x", "not-an-import-string")
     with pytest.raises(ModelError):
         register_model("nonsense", "x", "a:b")
-    assert models.model_names("refine") == ()
+    assert models.model_names("refine") == ("onestep",)  # the one-step refiner (docs/refine.md)

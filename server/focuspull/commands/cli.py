@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "serve": "focuspull.commands.serve",
     "submit": "focuspull.commands.submit",
     "farm": "focuspull.commands.farm",
+    "train": "focuspull.commands.train",
 }
 
 from focuspull.commands.outcome import (EXIT_CODES_HELP, EXIT_FAILED, EXIT_INTERRUPTED,  # noqa: F401

@@ -14,6 +14,7 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 HELP = "render depth of field (bokeh) over an image sequence with depth"
 
@@ -50,6 +51,9 @@ examples:
 
 resume a farm render that stopped:  add --resume (complete frames are skipped)."""
 
+
+# The refiner shipped in the repository (models/ next to server/); docs/refine.md.
+DEFAULT_REFINER = str(Path(__file__).resolve().parents[3] / "models" / "refiner-small")
 
 # CLI groups for registry sections (the order of --help).
 _GROUPS = (("input", "input"), ("colour", "colour (OpenColorIO)"), ("lens", "lens (physical) or blur size (artistic, for relative depth)"),
@@ -108,6 +112,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="write 32-bit float colour (default: half float)")
     out.add_argument("--no-depth-out", dest="output__keep_depth", action="store_const", const=False,
                      help="do not copy the depth channel into the output EXRs")
+    groups[""].add_argument("--refine", dest="refine__model_dir", metavar="DIR", nargs="?", const=DEFAULT_REFINER,
+                            default=None, help="refine the render with the learned refiner in DIR (without DIR: "
+                                               "the shipped models/refiner-small); docs/refine.md")
     groups[""].add_argument("--quiet", action="store_true", help="no progress line")
     groups[""].add_argument("--print-job", action="store_true",
                             help="print the job as JSON (for the farm / focuspull submit) and exit")
@@ -166,6 +173,8 @@ def command_line(job) -> list[str]:
         argv.append("--float")
     if not job.output.keep_depth:
         argv.append("--no-depth-out")
+    if job.refine.model_dir is not None:
+        argv += _option("--refine", job.refine.model_dir)
     return argv
 
 

@@ -24,6 +24,7 @@ from focuspull.spec.job import RenderJob
 from focuspull.stages.depth.stabilise import stabiliser_reach
 from focuspull.stages.focus import smoothing_reach
 from focuspull.stages.lens import ArtisticLens, LinearLens, ThinLens, in_focus_band
+from focuspull.stages.refine import refiner_reach
 
 # Focus on "infinity" (a point on the sky, disparity 0) is a focus distance this far away.
 FAR_FOCUS_DISPARITY = 1e-6
@@ -160,6 +161,8 @@ def temporal_reach(job: RenderJob) -> int:
     reach = stabiliser_reach(job.depth.stabilise_window)
     if job.focus.mode in ("point", "matte"):
         reach += smoothing_reach(job.focus.smoothing_window)
+    if job.refine.model_dir is not None and not job.output.setup_view:
+        reach += refiner_reach(job.refine.model_dir)  # its windows read the neighbours' renders
     return reach
 
 

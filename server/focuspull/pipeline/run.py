@@ -237,7 +237,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
     render = _renderer(job, lenses, cancelled, rendered_channel_groups(job, clip))  # checks the device
-    disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
+    models = models or ModelCache(job.device)
+    disparity = _Disparity(job, clip, models)  # the depth model, if any
     names, passthrough = output_channels(job, clip)
     to_render, skipped = plan_output(job, clip, frames, names)
     result = JobResult(skipped=skipped)
@@ -246,7 +247,11 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         return result
 
     focus = _Focus(job, clip, disparity)
-    if to_render:
+    if job.refine.model_dir is not None and not job.output.setup_view:
+        render = _Refined(job, render, clip, disparity, focus, models)
+        if to_render:
+            focus.prepare(render.neighbours(to_render))
+    elif to_render:
         focus.prepare(to_render)
     out = SequencePattern(job.output.pattern) if job.output.pattern else None
     transfer = output_transfer(job, clip)
@@ -310,7 +315,11 @@ def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[],
     section = RenderSection.from_job(job, _filter_image(job))
     direct = job.depth.depth_math == "direct"
 
-    def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
+    def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> tuple:
+        return render_parts(frame, clip, disparity, focus)[2:]
+
+    def render_parts(frame: int, clip, disparity: _Disparity, focus: _Focus) -> tuple:
+        """``(input colour, CoC, classical render, {channel: H x W})`` of ``frame``."""
         image = clip.colour(frame)
         max_px = section.max_radius_at(frame)
         if direct:
@@ -323,7 +332,7 @@ def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[],
         if section.setup_view:
             from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
 
-            return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3], {}
+            return image, coc, np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3], {}
         pixel_aspect = float(clip.metadata(frame).get("pixelAspectRatio", 1.0) or 1.0)
         aperture = section.aperture_at(frame, pixel_aspect)
 
@@ -346,9 +355,52 @@ def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[],
         except Cancelled:
             raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
                             "finished frames are complete on disk; render again using 'output.resume'", field="output.resume") from None
-        return rendered, extras
+        return image, coc, rendered, extras
 
+    render.parts = render_parts
     return render
+
+
+class _Refined:
+    """The refiner after the classical render (docs/refine.md).
+
+    Its temporal windows are placed over clip indices (:mod:`focuspull.stages.refine.clip`),
+    so a frame reads the classical renders of its clip neighbours -- also outside the
+    frames this run renders -- and a chunked render equals one run.  The ``output.channels``
+    layers pass through as the classical render made them.
+    """
+
+    def __init__(self, job: RenderJob, render, clip, disparity: _Disparity, focus: _Focus,
+                 models: ModelCache) -> None:
+        from focuspull.stages.refine.clip import ClipRefiner  # noqa: PLC0415 - torch, diffusers
+
+        pipeline = models.get("refine", "onestep", job.refine.model_dir)  # loaded once per device
+        self.clip, self.render, self.disparity, self.focus = clip, render, disparity, focus
+        self._parts: dict[int, tuple] = {}
+        self.refiner = ClipRefiner(pipeline, len(clip.clip_frames), lambda i: self._inputs(i)[:3])
+        self.keep = 2 * pipeline.config.window + 1
+
+    def neighbours(self, frames: list[int]) -> list[int]:
+        """Clip frames the refinement of ``frames`` reads (for focus preparation)."""
+        index = self.disparity.index
+        reach = self.refiner.reach
+        wanted = set()
+        for f in frames:
+            i = index[f]
+            wanted.update(range(max(0, i - reach), min(len(self.clip.clip_frames), i + reach + 1)))
+        return [self.clip.clip_frames[i] for i in sorted(wanted)]
+
+    def _inputs(self, i: int) -> tuple:
+        if i not in self._parts:
+            if len(self._parts) >= self.keep:
+                self._parts.pop(next(iter(self._parts)))
+            frame = self.clip.clip_frames[i]
+            self._parts[i] = self.render.parts(frame, self.clip, self.disparity, self.focus)
+        return self._parts[i]
+
+    def __call__(self, frame: int, clip, disparity: _Disparity, focus: _Focus) -> tuple:
+        i = self.disparity.index[frame]
+        return self.refiner.frame(i), self._inputs(i)[3]
 
 
 def _filter_image(job: RenderJob):

@@ -288,6 +288,9 @@ FIELDS: tuple[Field, ...] = (
             "(e.g. diffuse,specular.R); every other channel passes through untouched"),
     _f("output.keep_depth", "bool", True, label="Keep depth", knob="keep_depth",
        help="copy the depth channel into the output EXRs"),
+    # -- refine (docs/refine.md); the CLI's --refine [DIR] is hand-made (its DIR is optional)
+    _f("refine.model_dir", "path", None, optional=True, max_chars=MAX_PATH_CHARS, label="Refiner model",
+       knob="refine_model", help="refine the render with the learned refiner in this folder (None = off)"),
     # -- render
     _f("device", "str", "cpu", label="Device", flag="--device", knob="device", max_chars=32,
        help="torch device, e.g. cpu, cuda, cuda:1"),

@@ -318,6 +318,14 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class RefineSpec:
+    """The learned refiner after the classical render.  ``model_dir`` None = off; else the
+    folder of a model written by ``focuspull train`` (e.g. models/refiner-small)."""
+
+    model_dir: Optional[str] = _spec("refine.model_dir")
+
+
+@dataclass(frozen=True)
 class RenderJob:
     """One render.  ``frames`` empty = every frame of the input on disk (or in-band)."""
 
@@ -330,6 +338,7 @@ class RenderJob:
     aperture: ApertureSpec = _section(ApertureSpec)
     highlights: HighlightSpec = _section(HighlightSpec)
     output: OutputSpec = _section(OutputSpec)
+    refine: RefineSpec = _section(RefineSpec)
     device: str = _spec("device")
     plane_spacing_px: float = _spec("plane_spacing_px")
 
@@ -364,6 +373,8 @@ class RenderJob:
             plain["depth"].pop(key)
         for key in ("pattern", "resume", "overwrite", "preview", "preview_fps"):
             plain["output"].pop(key)
+        # The model's folder is a path (mounts differ); whether a refiner runs changes pixels.
+        plain["refine"]["model_dir"] = plain["refine"]["model_dir"] is not None
         # Lossless compressions store the same pixels: resuming with piz after zip is fine.
         if (plain["output"]["compression"] or "input").split(":")[0] not in LOSSY_COMPRESSIONS:
             plain["output"]["compression"] = "lossless"

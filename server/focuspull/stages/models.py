@@ -29,7 +29,9 @@ MODELS: dict[str, dict[str, object]] = {
         "tiny": "focuspull.stages.depth.sources:tiny_estimator",
         "hf": "focuspull.stages.depth.hf_estimator:HFDepthEstimator",
     },
-    "refine": {},
+    "refine": {
+        "onestep": "focuspull.stages.refine:refiner_factory",
+    },
 }
 
 

@@ -1,0 +1,93 @@
+"""Refiner speed and memory: seconds per frame at 1080p, peak RAM, on this machine.
+
+    .venv/bin/python bench/refine_speed.py [--model models/refiner-small] [--width 1920 --height 1080]
+                                           [--frames 8] [--memory-width 3840 --memory-height 2160]
+
+Times one temporal window of ``--frames`` frames (the model's window) of the demo shot, inputs
+given (the classical render is not timed: bench/speed.py measures it).  In a long clip every
+frame is in ``window / (window - overlap)`` windows, so the steady-state cost per frame is the
+window's time divided by the window stride; both figures are printed.  Peak RAM is the peak
+RSS of a child process refining one window at ``--memory-*`` size (0 = skip).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL = BENCH_DIR.parent / "models" / "refiner-small"
+
+
+def window_inputs(width: int, height: int, frames: int):
+    from focuspull.commands.demo_scene import DemoScene  # noqa: PLC0415
+    from focuspull.stages.lens import ThinLens, coc_from_depth  # noqa: PLC0415
+
+    demo = DemoScene(width, height, 48)
+    lens = ThinLens(50.0, 2.0, 36.0, focus_distance_m=4.5)
+    aif, coc = [], []
+    for t in range(frames):
+        f = demo.frame(20 + t)
+        aif.append(np.ascontiguousarray(f.rgb, np.float32))
+        depth = f.depth_m
+        coc.append(np.clip(coc_from_depth(depth, lens, "depth"), -32, 32).astype(np.float32))
+    aif, coc = np.stack(aif), np.stack(coc)
+    return aif, coc, aif.copy()  # the classical render's values do not change the network's cost
+
+
+def run_window(model: Path, width: int, height: int, frames: int) -> float:
+    from focuspull.stages.refine import load_refiner  # noqa: PLC0415
+
+    pipe = load_refiner(model)
+    aif, coc, classical = window_inputs(width, height, frames)
+    start = time.perf_counter()
+    pipe.window_correction(aif, coc, classical)
+    return time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL)
+    p.add_argument("--width", type=int, default=1920)
+    p.add_argument("--height", type=int, default=1080)
+    p.add_argument("--frames", type=int, default=None, help="window length (default: the model's)")
+    p.add_argument("--memory-width", type=int, default=3840)
+    p.add_argument("--memory-height", type=int, default=2160)
+    p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    from focuspull.stages.refine import load_refiner  # noqa: PLC0415
+
+    cfg = load_refiner(args.model).config
+    frames = args.frames or cfg.window
+    if args.child:
+        seconds = run_window(args.model, args.width, args.height, frames)
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+        return 0
+    seconds = run_window(args.model, args.width, args.height, frames)
+    stride = max(1, cfg.window - cfg.window_overlap) if frames == cfg.window else frames
+    print(f"{args.width}x{args.height}, window of {frames} frames: {seconds:.1f} s "
+          f"= {seconds / frames:.2f} s per frame of the window, {seconds / stride:.2f} s/frame steady state "
+          f"(windows every {stride} frames), torch threads {__import__('torch').get_num_threads()}")
+    if args.memory_width:
+        out = subprocess.run([sys.executable, __file__, "--child", "--model", str(args.model),
+                              "--width", str(args.memory_width), "--height", str(args.memory_height),
+                              "--frames", str(frames)], capture_output=True, text=True, env=os.environ)
+        if out.returncode:
+            print(out.stderr[-2000:])
+            return 1
+        child = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{args.memory_width}x{args.memory_height}, window of {frames}: peak RSS "
+              f"{child['peak_rss_mb']:.0f} MB, {child['seconds']:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

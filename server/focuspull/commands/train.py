@@ -1,0 +1,68 @@
+"""``focuspull train --stage 1|2|3 --out DIR``: train the refiner on ray-traced layered clips.
+
+Each stage is its own run (see :mod:`focuspull.stages.refine.training.loop`): stage 1 trains
+the whole model on 4-frame clips, stage 2 the temporal layers on 8-frame windows with
+perturbed depth, stage 3 the decoder with L1 + Sobel.  A stage resumes from its checkpoint
+when run again with the same ``--out``; the exported model in ``--out`` is what
+``focuspull render --refine DIR`` loads.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+HELP = "train the learned refiner (three stages, on the CPU or a GPU)"
+
+EPILOG = """examples (the shipped models/refiner-small, see its MODEL_CARD.md):
+  focuspull train --stage 1 --out models/refiner-small --steps 1200
+  focuspull train --stage 2 --out models/refiner-small --steps 200
+  focuspull train --stage 3 --out models/refiner-small --steps 300
+run a stage again with the same --out to resume it from its checkpoint."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stage", type=int, choices=(1, 2, 3), required=True,
+                        help="1: whole model, 4-frame clips; 2: temporal layers, 8-frame windows, "
+                             "perturbed depth; 3: decoder, L1 + Sobel")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="model folder: checkpoints in DIR/stageN, the exported model in DIR")
+    parser.add_argument("--steps", type=int, default=1000, help="optimiser steps of this stage")
+    parser.add_argument("--clips-per-step", type=int, default=2, help="clips in each batch")
+    parser.add_argument("--size", type=int, default=64, help="training frame size in px (square)")
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (AdamW, cosine decay)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the training clips")
+    parser.add_argument("--val-every", type=int, default=100, help="validate every N steps")
+    parser.add_argument("--checkpoint-every", type=int, default=100, help="write the resumable checkpoint every N steps")
+    parser.add_argument("--val-clips", type=int, default=8, help="clips in the validation split")
+    parser.add_argument("--aperture-samples", type=int, default=96,
+                        help="rays per pixel of the ground-truth ray tracer")
+    parser.add_argument("--max-coc", type=float, default=14.0, metavar="PX",
+                        help="largest CoC radius of the generated clips (must stay under half the frame diagonal)")
+    parser.add_argument("--train-pool", type=int, default=0, metavar="N",
+                        help="0: a fresh ray-traced clip per sample; N: cycle over N clips made once")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    parser.add_argument("--model-config", metavar="JSON", default="{}",
+                        help='stage 1 only, new model: e.g. \'{"block_channels": [32, 64]}\'')
+
+
+def run(args: argparse.Namespace) -> int:
+    from focuspull.errors import InputError
+
+    try:
+        model_config = json.loads(args.model_config)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--model-config is not JSON: {exc}", "pass e.g. '{\"block_channels\": [16, 32]}'") from None
+    if args.steps < 1:
+        raise InputError(f"--steps must be >= 1, got {args.steps}", "pass e.g. --steps 1000")
+    from focuspull.stages.refine.training.loop import TrainConfig, train_stage  # torch, diffusers
+
+    cfg = TrainConfig(out=args.out, stage=args.stage, steps=args.steps, clips_per_step=args.clips_per_step,
+                      size=args.size, lr=args.lr, seed=args.seed, val_every=args.val_every,
+                      val_clips=args.val_clips, checkpoint_every=args.checkpoint_every, aperture_samples=args.aperture_samples, device=args.device,
+                      max_coc_px=args.max_coc, train_pool=args.train_pool,
+                      model_config=model_config)
+    result = train_stage(cfg, log=lambda line: print(line, flush=True))
+    print(f"stage {args.stage}: validation loss {result['first_val']:.5f} -> {result['last_val']:.5f} "
+          f"in {result['steps']} steps ({result['seconds']:.0f} s); model in {args.out}", flush=True)
+    return 0

@@ -1,0 +1,231 @@
+"""The three training stages, checkpoints, resume, validation and loss logging.
+
+Stages (as the seed paper's progressive training):
+
+1. the whole model on 4-frame clips, L1 in tone space;
+2. the temporal layers only (parameter names containing ``temporal``) on 8-frame windows
+   with perturbed depth (scale/shift jitter, noise, edge dilation/erosion), so estimated
+   depth does not break the refiner;
+3. the decoder (up path + output head) only, L1 + Sobel-gradient L1 for edge and rim detail.
+
+Layout of ``out``: ``stage<N>/checkpoint.pt`` (model, optimiser, step; resumable),
+``stage<N>/log.jsonl`` (one line per logged step: train loss, validation loss when measured),
+and the exported model (``config.json`` + ``diffusion_pytorch_model.safetensors``) in ``out``
+itself after every stage.  A stage starts from the exported model of the previous stage
+in ``out`` (or a fresh zero-initialised model for stage 1).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from focuspull.errors import InputError
+from focuspull.stages.refine.conditioning import frame_strength, model_inputs, tone
+from focuspull.stages.refine.model import RefinerModel, decoder_parameter_names, temporal_parameter_names
+from focuspull.stages.refine.training.scenes import VALIDATION_SEED0, Clip, make_clip
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    frames: int
+    perturb: bool
+    trains: str  # "all" | "temporal" | "decoder"
+    sobel_weight: float
+
+
+STAGES = {1: StageSpec(4, False, "all", 0.0), 2: StageSpec(8, True, "temporal", 0.0),
+          3: StageSpec(4, False, "decoder", 1.0)}
+
+
+@dataclass
+class TrainConfig:
+    """One stage's run.  ``model_config`` is used only when stage 1 starts a new model.
+
+    ``train_pool`` 0 draws a fresh clip for every sample; N > 0 cycles over N training
+    clips made once (tiny runs, tests).  ``max_coc_px`` caps the CoC of the generated clips.
+    """
+
+    out: Path
+    stage: int = 1
+    steps: int = 1000
+    clips_per_step: int = 2
+    size: int = 64
+    lr: float = 3e-4
+    seed: int = 0
+    val_every: int = 100
+    val_clips: int = 8
+    checkpoint_every: int = 100
+    aperture_samples: int = 96
+    max_coc_px: float = 14.0
+    train_pool: int = 0
+    device: str = "cpu"
+    model_config: dict = field(default_factory=dict)
+
+
+def trainable_names(model: RefinerModel, trains: str) -> list[str]:
+    if trains == "all":
+        return [n for n, _ in model.named_parameters()]
+    if trains == "temporal":
+        return temporal_parameter_names(model)
+    return decoder_parameter_names(model)
+
+
+def sobel(x: torch.Tensor) -> torch.Tensor:
+    """Horizontal and vertical Sobel responses of ``(N, C, H, W)`` -> ``(N, 2C, H, W)``."""
+    kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], device=x.device, dtype=x.dtype)
+    k = torch.stack([kx, kx.t()])[:, None].repeat(x.shape[1], 1, 1, 1)
+    return F.conv2d(x, k, padding=1, groups=x.shape[1])
+
+
+def clip_batch(clips: list[Clip], device: torch.device):
+    """Network input, strength and the tone-space classical and truth of a list of clips."""
+    def stack(key):
+        return torch.from_numpy(np.concatenate([getattr(c, key) for c in clips])).to(device)
+
+    aif = stack("all_in_focus").permute(0, 3, 1, 2)
+    classical = stack("classical").permute(0, 3, 1, 2)
+    truth = stack("truth").permute(0, 3, 1, 2)
+    coc = stack("coc_px")[:, None]
+    return aif, classical, truth, coc
+
+
+def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: float,
+            device: torch.device) -> torch.Tensor:
+    """L1 in tone space of the refined clip against the ray-traced truth (+ Sobel L1)."""
+    aif, classical, truth, coc = clip_batch(clips, device)
+    strength = frame_strength(coc)
+    cfg = model.config
+    feats = model_inputs(aif, classical, coc, strength, cfg.num_bands, cfg.band_exponent)
+    delta = model(feats, strength, num_frames=frames)
+    refined, target = tone(classical) + delta, tone(truth)
+    loss = (refined - target).abs().mean()
+    if sobel_weight:
+        loss = loss + sobel_weight * (sobel(refined) - sobel(target)).abs().mean()
+    return loss
+
+
+def training_seed(seed: int, stage: int, step: int, i: int, per_step: int) -> int:
+    """Seed of the i-th clip of a step; always below :data:`VALIDATION_SEED0`."""
+    return (seed * 7919 + stage * 1_000_003 + step * per_step + i) % VALIDATION_SEED0
+
+
+def validation_clips(cfg: TrainConfig, spec: StageSpec) -> list[Clip]:
+    """The fixed validation split: seeds from :data:`VALIDATION_SEED0` up, never trained on."""
+    return [_clip(cfg, spec, VALIDATION_SEED0 + i) for i in range(cfg.val_clips)]
+
+
+def _clip(cfg: TrainConfig, spec: StageSpec, seed: int) -> Clip:
+    return make_clip(seed, spec.frames, cfg.size, perturb=spec.perturb, max_coc_px=cfg.max_coc_px,
+                     aperture_count=cfg.aperture_samples)
+
+
+class _TrainingClips:
+    """Clips of training step ``step``: fresh seeds, or a cycle over a pool made once."""
+
+    def __init__(self, cfg: TrainConfig, spec: StageSpec):
+        self.cfg, self.spec = cfg, spec
+        self.pool = [_clip(cfg, spec, training_seed(cfg.seed, cfg.stage, 0, i, 1)) for i in range(cfg.train_pool)]
+
+    def at(self, step: int) -> list[Clip]:
+        n = self.cfg.clips_per_step
+        if self.pool:
+            return [self.pool[(step * n + i) % len(self.pool)] for i in range(n)]
+        return [_clip(self.cfg, self.spec, training_seed(self.cfg.seed, self.cfg.stage, step, i, n)) for i in range(n)]
+
+
+def validate(model: RefinerModel, clips: list[Clip], spec: StageSpec, device: torch.device) -> float:
+    model.eval()
+    with torch.no_grad():
+        value = float(np.mean([float(loss_of(model, [c], spec.frames, spec.sobel_weight, device)) for c in clips]))
+    model.train()
+    return value
+
+
+def load_start_model(cfg: TrainConfig) -> RefinerModel:
+    out = Path(cfg.out)
+    if (out / "config.json").is_file():
+        return RefinerModel.from_pretrained(str(out), local_files_only=True, low_cpu_mem_usage=False)
+    if cfg.stage != 1:
+        raise InputError(f"stage {cfg.stage} starts from the model of the previous stage, but {out} has none",
+                         f"run `focuspull train --stage {cfg.stage - 1} --out {out}` first")
+    return RefinerModel(**cfg.model_config)
+
+
+def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -> dict:
+    """Run (or resume) one stage; returns ``{"first_val", "last_val", "steps", "seconds"}``."""
+    if cfg.stage not in STAGES:
+        raise InputError(f"stage must be 1, 2 or 3, got {cfg.stage}", "pass --stage 1, 2 or 3")
+    spec = STAGES[cfg.stage]
+    device = torch.device(cfg.device)
+    stage_dir = Path(cfg.out) / f"stage{cfg.stage}"
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = stage_dir / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    model = load_start_model(cfg).to(device)
+    names = set(trainable_names(model, spec.trains))
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in names)
+    params = [p for n, p in model.named_parameters() if n in names]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    step, history = 0, []
+    if ckpt_path.is_file():  # resume
+        state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, history = int(state["step"]), json.loads(state["history"])
+    # Cosine decay to 10 % over the stage; a resumed run continues the same schedule.
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))), last_epoch=-1)
+    if step:
+        sched.last_epoch = step - 1
+        sched.step()  # the learning rate of step ``step``, as the uninterrupted run has it
+    val = validation_clips(cfg, spec)
+    source = _TrainingClips(cfg, spec)
+    started = time.monotonic()
+    model.train()
+    if step == 0:
+        history.append({"step": 0, "val_loss": validate(model, val, spec, device)})
+        _append(stage_dir / "log.jsonl", history[-1])
+    while step < cfg.steps:
+        clips = source.at(step)
+        loss = loss_of(model, clips, spec.frames, spec.sobel_weight, device)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        entry = {"step": step, "train_loss": round(float(loss.detach()), 6)}
+        if step % cfg.val_every == 0 or step == cfg.steps:
+            entry["val_loss"] = validate(model, val, spec, device)
+        if "val_loss" in entry or step % 10 == 0:
+            history.append(entry)
+            _append(stage_dir / "log.jsonl", entry)
+            if log is not None:
+                log(f"stage {cfg.stage} step {step}/{cfg.steps} train {entry['train_loss']:.5f}"
+                    + (f" val {entry['val_loss']:.5f}" if "val_loss" in entry else ""))
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            _save_checkpoint(ckpt_path, model, opt, step, history)
+    model.save_pretrained(str(cfg.out), safe_serialization=True)
+    vals = [h["val_loss"] for h in history if "val_loss" in h]
+    return {"first_val": vals[0], "last_val": vals[-1], "steps": step, "seconds": time.monotonic() - started}
+
+
+def _save_checkpoint(path: Path, model, opt, step: int, history: list) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                "history": json.dumps(history)}, tmp)
+    tmp.replace(path)  # atomic: a killed run leaves the previous checkpoint
+
+
+def _append(path: Path, entry: dict) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(entry) + "\n")
