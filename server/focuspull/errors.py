@@ -11,9 +11,12 @@ class FocuspullError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, hint: str = "") -> None:
+    def __init__(self, message: str, hint: str = "", field: str | None = None) -> None:
         self.message = message
         self.hint = hint
+        #: The job field at fault (``"aperture.blades"``), when there is one: front ends name it
+        #: in their own words (focuspull.spec.fields.describe).
+        self.field = field
         super().__init__(f"{message} — {hint}" if hint else message)
 
 

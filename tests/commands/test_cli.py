@@ -162,9 +162,9 @@ def test_conflicting_or_malformed_options_exit_2_with_a_hint(capsys, argv, needl
 
 
 @pytest.mark.parametrize("argv, needle, hint", [
-    (["--focus-distance", "0"], "focus.distance_m", "--focus-distance"),
+    (["--focus-distance", "0"], "--focus-distance must be 0.001 .. 1e+06 m", "--focus-distance"),
     (["--focus-distance", "1:3,10:-1"], "frame 10", "--focus-distance"),
-    (["--max-size", "-1"], "lens.max_size_px", "--max-size"),
+    (["--max-size", "-1"], "--max-size must be 0 .. 1024 px", "--max-size"),
     (["--max-size", "nan"], "finite", "--max-size"),
     (["--preview-fps", "nan"], "finite", "--preview-fps"),
     (["--plane-spacing", "inf"], "finite", "--plane-spacing"),
@@ -199,7 +199,7 @@ def test_focus_disparity_help_says_what_the_number_is_per_depth_math(capsys, mon
     assert cli.main(["render", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     help_text = text[text.index("--focus-disparity D focus"):]
-    for needle in ("1/metres with --depth-math depth", "far=0", "disparity_norm (0..1, near = 1"):
+    for needle in ("1/metres with depth math depth", "far=0", "disparity_norm (0..1, near = 1"):
         assert needle in help_text, needle
     assert "depth-map value" not in text
 

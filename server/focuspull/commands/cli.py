@@ -128,6 +128,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return run_command(module, args)
 
 
+def in_cli_words(exc) -> tuple[str, str]:
+    """(message, hint) with the job field at fault named by its option (``--fstop``)."""
+    from focuspull.spec.fields import translate
+
+    field = getattr(exc, "field", None)
+    return translate(exc.message, field, "cli"), translate(exc.hint, field, "cli")
+
+
 def run_command(module, args: argparse.Namespace) -> int:
     """Run a parsed command, turning every failure into a message and an exit code."""
     from focuspull.errors import Cancelled, FocuspullError, InputError, ModelError, PathPolicyError
@@ -138,10 +146,10 @@ def run_command(module, args: argparse.Namespace) -> int:
         error(exc.message, exc.hint)
         return EXIT_INTERRUPTED
     except (InputError, ModelError, PathPolicyError) as exc:
-        error(exc.message, exc.hint)
+        error(*in_cli_words(exc))
         return EXIT_USAGE
     except FocuspullError as exc:
-        error(exc.message, exc.hint)
+        error(*in_cli_words(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
         error("interrupted", "finished frames are complete on disk; run again with --resume")

@@ -39,92 +39,77 @@ examples:
 resume a farm render that stopped:  add --resume (complete frames are skipped)."""
 
 
+# CLI groups for registry sections (the order of --help).
+_GROUPS = (("input", "input"), ("lens", "lens (physical) or blur size (artistic, for relative depth)"),
+           ("focus", "focus (one of)"),
+           ("depth", "depth"), ("aperture", "bokeh"), ("highlights", "bokeh highlights (display-referred input)"),
+           ("output", "frames and output"), ("", "render"))
+_METAVARS = {"mm": "MM", "m": "M", "px": "PX", "deg": "DEG", "frames": "FRAMES", "fps": "FPS"}
+
+
+def _option_help(entry) -> str:
+    text = entry.help.replace("%", "%%")
+    if entry.animatable:
+        text += "; animatable"
+    if entry.default is not None and entry.kind != "bool":
+        text += f" (default {entry.default:g})" if isinstance(entry.default, float) else f" (default {entry.default})"
+    if entry.kind in ("int", "float") and entry.range_text():
+        text += f" [{entry.range_text()}]"
+    return text
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from focuspull.stages.lens import DEPTH_MATHS  # numpy only
+    """Options generated from the job field registry (focuspull.spec.fields) plus the few that
+    are not one field each (--camera, --focus-point, --frames, ...).  Every registry option
+    defaults to None: an option not given leaves the job field at the registry's default."""
+    from focuspull.spec.fields import FIELDS
 
     parser.add_argument("input", metavar="IN", help="input sequence, e.g. shot.####.exr or shot.%%04d.exr")
     parser.add_argument("output", metavar="OUT", help="output sequence, e.g. out/shot_dof.####.exr")
-
-    parser.add_argument("--input-transfer", metavar="CURVE",
-                        help="transfer function of display-referred input (srgb, rec709, gamma2.2, "
-                             "linear); default: linear for EXR, sRGB for PNG/JPEG")
-
-    lens = parser.add_argument_group("lens (physical)")
-    lens.add_argument("--focal-length", metavar="MM", help="focal length in mm (default 50)")
-    lens.add_argument("--fstop", metavar="N", help="f-number, e.g. 2.8 (default 2.8)")
-    lens.add_argument("--sensor-width", metavar="MM",
-                      help="sensor/film back width in mm (default 36, full frame)")
-    lens.add_argument("--cg-camera", action="store_true",
-                      help="match a CG render's own depth of field (Blender Cycles and other renderers "
-                           "whose image plane stays at the focal length; ~4%% less blur up close)")
-    lens.add_argument("--camera", metavar="FILE.json",
-                      help="per-frame camera exported from CG: focal_length_mm, fstop, "
-                           "focus_distance_m, sensor_width_mm (options override it)")
-
-    art = parser.add_argument_group("lens (artistic, for relative depth)")
-    art.add_argument("--size", metavar="PX", help="blur radius in px of things at infinity (ZDefocus size)")
-    art.add_argument("--k", metavar="K", help="blur radius in px per unit of disparity (Any-to-Bokeh K)")
-    art.add_argument("--max-size", metavar="PX", type=float, help="cap the blur radius at PX")
-
-    focus = parser.add_argument_group("focus (one of)")
-    focus.add_argument("--focus-distance", metavar="M", help="focus distance in metres (default 3)")
-    focus.add_argument("--focus-point", metavar="X,Y[@FRAME]",
-                       help="focus on the depth at pixel X,Y; with @FRAME the point is picked on "
-                            "FRAME and tracked through the shot")
-    focus.add_argument("--focus-matte", metavar="CHANNEL",
-                       help="focus on what the matte channel covers (e.g. matte.A)")
-    focus.add_argument("--focus-disparity", metavar="D",
-                       help="focus where the disparity is D: 1/metres with --depth-math depth "
-                            "(0.5 = 2 m); the channel's own value with far=0 (1/z) and "
-                            "disparity_norm (0..1, near = 1; also --depth-model); unused with direct")
-    focus.add_argument("--focus-smooth", metavar="FRAMES", type=int, default=0,
-                       help="steady a point/matte focus over +-FRAMES frames (default 0 = off)")
-
-    depth = parser.add_argument_group("depth")
-    depth.add_argument("--depth-channel", metavar="NAME",
-                       help="channel holding depth (default: first of Z, depth.Z, depth, ...)")
-    depth.add_argument("--depth", metavar="PATTERN", help="depth from a separate sequence")
-    depth.add_argument("--depth-model", metavar="NAME", help="estimate depth with this model")
-    depth.add_argument("--depth-checkpoint", metavar="DIR", help="local folder with the model weights")
-    depth.add_argument("--depth-math", choices=DEPTH_MATHS, default="depth",
-                       help="what the depth values mean: depth = distance in metres, far=0 = 1/z, "
-                            "disparity_norm = 0..1 near=1, direct = CoC radius in px (default depth)")
-    depth.add_argument("--bad-depth", choices=("error", "far"), default="error",
-                       help="NaN/negative depth: stop with an error, or treat it as infinitely far")
-    depth.add_argument("--stabilise", metavar="FRAMES", type=int, default=0,
-                       help="steady flickering depth over +-FRAMES frames (default 0 = off)")
-
-    bokeh = parser.add_argument_group("bokeh")
-    bokeh.add_argument("--blades", metavar="N", type=int, default=0, help="aperture blades (0 = round disc, default)")
-    bokeh.add_argument("--rotation", metavar="DEG", type=float, default=0.0, help="blade rotation in degrees")
-    bokeh.add_argument("--roundness", metavar="0..1", type=float, default=0.0, help="0 = straight blades .. 1 = round")
-    bokeh.add_argument("--highlight-threshold", metavar="T", type=float,
-                       help="display-referred input: boost highlights above T (0..1) into bokeh balls")
-    bokeh.add_argument("--highlight-gain", metavar="G", type=float, default=4.0,
-                       help="highlight boost (default 4)")
-
-    out = parser.add_argument_group("frames and output")
+    groups = {section: parser.add_argument_group(title) for section, title in _GROUPS}
+    for entry in FIELDS:
+        if not entry.flag:
+            continue
+        group = groups[entry.section]
+        kwargs = {"dest": entry.path.replace(".", "__"), "default": None, "help": _option_help(entry)}
+        if entry.kind == "bool":
+            group.add_argument(entry.flag, action="store_const", const=True, **kwargs)
+        elif entry.kind == "choice":
+            group.add_argument(entry.flag, choices=entry.choices, **kwargs)
+        else:
+            # Animated numbers stay text: the spec parses keyframes (1001:1.5,1040:8@smooth) once.
+            kind = {"int": int, "float": float}.get(entry.kind) if not entry.animatable else None
+            metavar = entry.metavar or _METAVARS.get(entry.unit, entry.name.upper())
+            group.add_argument(entry.flag, metavar=metavar, **({"type": kind} if kind else {}), **kwargs)
+    groups["lens"].add_argument("--camera", metavar="FILE.json",
+                                help="per-frame camera exported from CG: focal_length_mm, fstop, "
+                                     "focus_distance_m, sensor_width_mm (options override it)")
+    groups["focus"].add_argument("--focus-point", metavar="X,Y[@FRAME]",
+                                 help="focus on the depth at pixel X,Y; with @FRAME the point is picked on "
+                                      "FRAME and tracked through the shot")
+    out = groups["output"]
     out.add_argument("--frames", metavar="RANGE", help="e.g. 1001-1100, 1-100x2, 1001,1005 (default: all on disk)")
-    out.add_argument("--resume", action="store_true", help="skip frames already complete in OUT")
-    out.add_argument("--overwrite", action="store_true", help="replace existing frames in OUT")
-    out.add_argument("--compression", metavar="NAME", default="zip",
-                     help="EXR compression: zip (default), piz, dwaa, dwaa:45 (with a level), htj2k, none, ...")
-    out.add_argument("--float", dest="half", action="store_false",
+    out.add_argument("--float", dest="output__half", action="store_const", const=False,
                      help="write 32-bit float colour (default: half float)")
-    out.add_argument("--no-depth-out", dest="keep_depth", action="store_false",
+    out.add_argument("--no-depth-out", dest="output__keep_depth", action="store_const", const=False,
                      help="do not copy the depth channel into the output EXRs")
-    out.add_argument("--preview", metavar="MOVIE.mp4", help="also write an sRGB H.264 preview movie")
-    out.add_argument("--preview-fps", metavar="FPS", type=float, help="preview frame rate (default 24 or the camera's)")
-    out.add_argument("--setup-view", action="store_true",
-                     help="write the focal-plane setup view instead (green in focus, red in front, blue behind)")
+    groups[""].add_argument("--quiet", action="store_true", help="no progress line")
+    groups[""].add_argument("--print-job", action="store_true",
+                            help="print the job as JSON (for the farm / focuspull submit) and exit")
 
-    run_group = parser.add_argument_group("render")
-    run_group.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default cpu)")
-    run_group.add_argument("--plane-spacing", metavar="PX", type=float, default=1.0,
-                           help="CoC step between layers; larger is faster, coarser (default 1)")
-    run_group.add_argument("--quiet", action="store_true", help="no progress line")
-    run_group.add_argument("--print-job", action="store_true",
-                           help="print the job as JSON (for the farm / focuspull submit) and exit")
+
+def _given(args: argparse.Namespace) -> dict:
+    """``{"lens": {"fstop": "2.8"}, "device": "cpu", ...}``: the registry fields given on the
+    command line, as the job map nests them (values untouched: the spec checks them once)."""
+    job: dict = {}
+    for dest, value in vars(args).items():
+        if "__" not in dest and dest not in ("device", "plane_spacing_px"):
+            continue
+        if value is None:
+            continue
+        section, _, name = dest.rpartition("__")
+        (job.setdefault(section, {}) if section else job)[name] = value
+    return job
 
 
 def _parse_point(text: str) -> tuple[float, float, int | None]:
@@ -142,92 +127,68 @@ def _parse_point(text: str) -> tuple[float, float, int | None]:
 
 
 def job_dict_from_args(args: argparse.Namespace) -> dict:
-    """The job map for ``RenderJob.from_dict`` from parsed options (no file access but --camera)."""
+    """The job map for ``RenderJob.from_dict`` from parsed options (no file access but --camera).
+
+    Only what the options decide is set here (which lens, focus and depth mode); values pass
+    through as typed, and the spec validates each once."""
     from focuspull.errors import InputError
-    from focuspull.spec.keyframes import load_camera, parse_animated
+    from focuspull.spec.keyframes import load_camera
 
+    job = _given(args)
+    lens, focus, depth = job.setdefault("lens", {}), job.setdefault("focus", {}), job.setdefault("depth", {})
+    output = job.setdefault("output", {})
     camera = load_camera(args.camera) if args.camera else {}
-
-    def animated(option: str, value, camera_field: str | None = None):
-        if value is not None:
-            return parse_animated(value, option).to_dict()
-        if camera_field and camera_field in camera:
-            return camera[camera_field].to_dict()
-        return None
-
-    artistic = args.size is not None or args.k is not None
-    if args.size is not None and args.k is not None:
+    artistic = "size_px" in lens or "k" in lens
+    if "size_px" in lens and "k" in lens:
         raise InputError("--size and --k both set the blur", "pass one of --size PX or --k K")
-    physical_given = [o for o, v in (("--focal-length", args.focal_length), ("--fstop", args.fstop),
-                                     ("--sensor-width", args.sensor_width), ("--camera", args.camera))
-                      if v is not None]
+    physical_given = [o for o, key in (("--focal-length", "focal_length_mm"), ("--fstop", "fstop"),
+                                       ("--sensor-width", "sensor_width_mm")) if key in lens]
+    physical_given += ["--camera"] if args.camera else []
     if artistic and physical_given:
-        raise InputError(f"{physical_given[0]} (physical lens) and {'--size' if args.size else '--k'} "
+        raise InputError(f"{physical_given[0]} (physical lens) and {'--size' if 'size_px' in lens else '--k'} "
                          "(artistic blur) both set the blur",
                          "use the physical lens options or --size/--k, not both")
-    lens: dict = {"mode": "artistic" if artistic else "physical", "max_size_px": args.max_size}
-    if args.cg_camera:
-        if artistic:
-            raise InputError("--cg-camera applies to the physical lens", "drop --size/--k, or drop --cg-camera")
-        lens["cg_camera"] = True
-    if artistic:
-        lens["size_px" if args.size is not None else "k"] = animated(
-            "--size" if args.size is not None else "--k", args.size if args.size is not None else args.k)
-    else:
-        for key, option, value, cam in (("focal_length_mm", "--focal-length", args.focal_length, "focal_length_mm"),
-                                        ("fstop", "--fstop", args.fstop, "fstop"),
-                                        ("sensor_width_mm", "--sensor-width", args.sensor_width, "sensor_width_mm")):
-            v = animated(option, value, cam)
-            if v is not None:
-                lens[key] = v
+    if artistic and lens.get("cg_camera"):
+        raise InputError("--cg-camera applies to the physical lens", "drop --size/--k, or drop --cg-camera")
+    lens["mode"] = "artistic" if artistic else "physical"
+    if not artistic:
+        for key in ("focal_length_mm", "fstop", "sensor_width_mm"):
+            if key not in lens and key in camera:
+                lens[key] = camera[key].to_dict()
 
-    chosen = [o for o, v in (("--focus-distance", args.focus_distance), ("--focus-point", args.focus_point),
-                             ("--focus-matte", args.focus_matte), ("--focus-disparity", args.focus_disparity))
-              if v is not None]
+    chosen = [o for o, given in (("--focus-distance", "distance_m" in focus),
+                                 ("--focus-point", args.focus_point is not None),
+                                 ("--focus-matte", "matte_channel" in focus),
+                                 ("--focus-disparity", "disparity" in focus)) if given]
     if len(chosen) > 1:
         raise InputError(f"{' and '.join(chosen)} both set the focus", "pass only one focus option")
-    focus: dict = {"smoothing_window": args.focus_smooth}
     if args.focus_point is not None:
         x, y, frame = _parse_point(args.focus_point)
         focus.update(mode="point", point_x=x, point_y=y, track_from_frame=frame)
-    elif args.focus_matte is not None:
-        focus.update(mode="matte", matte_channel=args.focus_matte)
-    elif args.focus_disparity is not None:
-        focus.update(mode="disparity", disparity=animated("--focus-disparity", args.focus_disparity))
+    elif "matte_channel" in focus:
+        focus["mode"] = "matte"
+    elif "disparity" in focus:
+        focus["mode"] = "disparity"
     else:
-        distance = animated("--focus-distance", args.focus_distance, "focus_distance_m")
-        focus.update(mode="distance", **({"distance_m": distance} if distance is not None else {}))
+        focus["mode"] = "distance"
+        if "distance_m" not in focus and "focus_distance_m" in camera:
+            focus["distance_m"] = camera["focus_distance_m"].to_dict()
 
-    if args.depth is not None and args.depth_model is not None:
+    if "pattern" in depth and "model" in depth:
         raise InputError("--depth and --depth-model both give the depth", "pass one of them")
-    kind = "sequence" if args.depth else "model" if args.depth_model else "channel"
-    depth = {"kind": kind, "channel": args.depth_channel, "pattern": args.depth,
-             "model": args.depth_model, "checkpoint_dir": args.depth_checkpoint,
-             "depth_math": "disparity_norm" if kind == "model" else args.depth_math,
-             "bad_depth": args.bad_depth, "stabilise_window": args.stabilise}
+    depth["kind"] = "sequence" if "pattern" in depth else "model" if "model" in depth else "channel"
+    if depth["kind"] == "model":
+        depth["depth_math"] = "disparity_norm"
 
-    frames: list = []
     if args.frames:
         from focuspull.io.frames import parse_frame_range
 
-        frames = parse_frame_range(args.frames)
-    fps = args.preview_fps
-    if fps is None:
-        fps = camera["fps"].value_at(0) if "fps" in camera else 24.0
-    return {
-        "input": {"pattern": args.input, "transfer": args.input_transfer},
-        "frames": frames,
-        "depth": depth,
-        "lens": lens,
-        "focus": focus,
-        "aperture": {"blades": args.blades, "rotation_deg": args.rotation, "roundness": args.roundness},
-        "highlights": {"threshold": args.highlight_threshold, "gain": args.highlight_gain},
-        "output": {"pattern": args.output, "compression": args.compression, "half": args.half,
-                   "resume": args.resume, "overwrite": args.overwrite, "preview": args.preview,
-                   "preview_fps": float(fps), "setup_view": args.setup_view, "keep_depth": args.keep_depth},
-        "device": args.device,
-        "plane_spacing_px": args.plane_spacing,
-    }
+        job["frames"] = parse_frame_range(args.frames)
+    if "preview_fps" not in output and "fps" in camera:
+        output["preview_fps"] = float(camera["fps"].value_at(0))
+    job.setdefault("input", {})["pattern"] = args.input
+    output["pattern"] = args.output
+    return job
 
 
 class _InterruptFlag:
@@ -260,10 +221,33 @@ class _InterruptFlag:
         return self.set
 
 
-def run(args: argparse.Namespace) -> int:
+def job_from_args(args: argparse.Namespace):
+    """The validated job; a refused value that came from ``--camera`` says so."""
+    from focuspull.errors import JobSpecError
     from focuspull.spec.job import RenderJob
 
-    job = RenderJob.from_dict(job_dict_from_args(args))
+    mapping = job_dict_from_args(args)
+    try:
+        return RenderJob.from_dict(mapping)
+    except JobSpecError as exc:
+        if args.camera and exc.field in _CAMERA_PATHS and exc.field.rpartition(".")[2] not in _options_given(args):
+            raise JobSpecError(f"{exc.message} (from the camera file {args.camera})",
+                               f"fix {_CAMERA_PATHS[exc.field]} in {args.camera}, or override it with an option",
+                               field=exc.field) from None
+        raise
+
+
+# Job fields a --camera file can set, and its key for each.
+_CAMERA_PATHS = {"lens.focal_length_mm": "focal_length_mm", "lens.fstop": "fstop",
+                 "lens.sensor_width_mm": "sensor_width_mm", "focus.distance_m": "focus_distance_m"}
+
+
+def _options_given(args: argparse.Namespace) -> set:
+    return {name for section in _given(args).values() if isinstance(section, dict) for name in section}
+
+
+def run(args: argparse.Namespace) -> int:
+    job = job_from_args(args)
     if args.print_job:
         print(json.dumps(job.to_dict(), indent=2))
         return 0

@@ -13,7 +13,7 @@ from importlib import import_module
 
 from focuspull.io.atomic import atomic_output, is_temp_path, remove_stale_temp_files, temp_path_for
 from focuspull.io.channels import DEPTH_CHANNEL_CANDIDATES, find_depth_channel
-from focuspull.io.compression import EXR_COMPRESSIONS, check_compression
+from focuspull.spec.compression import EXR_COMPRESSIONS, check_compression
 from focuspull.io.frames import SequencePattern, format_frame_ranges, parse_frame_range
 from focuspull.io.transfer import TRANSFER_NAMES, default_transfer_for, from_linear, to_linear
 

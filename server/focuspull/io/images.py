@@ -20,7 +20,7 @@ import OpenImageIO as oiio
 
 from focuspull.errors import InputError, SequenceError
 from focuspull.io.atomic import atomic_output
-from focuspull.io.compression import EXR_COMPRESSIONS, check_compression
+from focuspull.spec.compression import EXR_COMPRESSIONS, check_compression
 from focuspull.io.channels import find_depth_channel, is_colour_channel, is_depth_like
 from focuspull.io.metadata import apply_metadata, metadata_from_spec
 from focuspull.io.transfer import LINEAR_EXTENSIONS, check_transfer, default_transfer_for, from_linear, to_linear

@@ -30,123 +30,125 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
 from focuspull.errors import InputError, JobSpecError
-from focuspull.io.compression import EXR_COMPRESSIONS, check_compression
+from focuspull.spec.compression import check_compression
+from focuspull.spec.fields import LOSSY_COMPRESSIONS, MAX_FRAMES, FRAME_NUMBER_LIMIT, Field, field_info, shorten
 from focuspull.spec.keyframes import Animated
-from focuspull.stages.lens import DEPTH_MATHS
-
-DEPTH_KINDS = ("channel", "sequence", "model")
-BAD_DEPTH = ("error", "far")
-LENS_MODES = ("physical", "artistic")
-FOCUS_MODES = ("distance", "disparity", "point", "matte")
-COMPRESSIONS = EXR_COMPRESSIONS  # one list, shared with focuspull.io (what write_image accepts)
-LOSSY_COMPRESSIONS = ("pxr24", "b44", "b44a", "dwaa", "dwab")
-
-# The render command's option for a job field, so a hint names what a CLI user types.
-_OPTIONS = {
-    "lens.max_size_px": "--max-size", "lens.focal_length_mm": "--focal-length", "lens.fstop": "--fstop",
-    "lens.sensor_width_mm": "--sensor-width", "lens.size_px": "--size", "lens.k": "--k",
-    "focus.distance_m": "--focus-distance", "focus.disparity": "--focus-disparity",
-    "output.preview_fps": "--preview-fps", "output.compression": "--compression",
-    "plane_spacing_px": "--plane-spacing", "aperture.rotation_deg": "--rotation",
-    "aperture.roundness": "--roundness", "highlights.threshold": "--highlight-threshold",
-    "highlights.gain": "--highlight-gain",
-}
 
 
-def _where(path: str) -> str:
-    """``'lens.max_size_px' (--max-size)``: the job field and, when there is one, its option."""
-    option = _OPTIONS.get(path)
-    return f"'{path}'" + (f" ({option})" if option else "")
-
-
-# -- field checkers: (value, key path) -> normalised value, or JobSpecError -------------------
+# -- field checkers, built from the registry: (value, key path) -> normalised value ------------
 def _fail(path: str, expected: str, value: Any) -> JobSpecError:
-    return JobSpecError(f"job field '{path}' must be {expected}, got {type(value).__name__} {value!r}",
-                        f"fix '{path}' in the job (see docs: focuspull.spec.job)")
+    return JobSpecError(f"job field '{path}' must be {expected}, got {type(value).__name__} {shorten(value)}",
+                        f"fix '{path}' in the job", field=path)
 
 
-def _str(value, path):
+def _number(entry: Field, value: float, path: str, where: str = "") -> float:
+    problem = entry.check_number(value)
+    if problem:
+        raise JobSpecError(f"job field '{path}'{where} {problem}, got {shorten(value)}",
+                           f"set '{path}' to {entry.range_text() or 'an ordinary number'}", field=path)
+    return value
+
+
+def _check_str(entry: Field, value, path):
     if not isinstance(value, str):
         raise _fail(path, "a string", value)
+    if len(value) > entry.max_chars:
+        raise JobSpecError(f"job field '{path}' is {len(value)} characters long; at most "
+                           f"{entry.max_chars} are accepted", f"shorten '{path}'", field=path)
+    if "\x00" in value:
+        raise JobSpecError(f"job field '{path}' contains a NUL character", f"fix '{path}'", field=path)
     return value
 
 
-def _opt(check):
-    def checker(value, path):
-        return None if value is None else check(value, path)
-    checker.optional = True
-    return checker
-
-
-def _int(value, path):
+def _check_int(entry: Field, value, path):
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(path, "an integer", value)
-    return value
+    return _number(entry, value, path)
 
 
-def _nonneg_int(value, path):
-    value = _int(value, path)
-    if value < 0:
-        raise _fail(path, "an integer >= 0", value)
-    return value
-
-
-def _float(value, path):
+def _check_float(entry: Field, value, path):
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise _fail(path, "a number", value)
-    if not math.isfinite(value):  # nan/inf pass every "> 0" test and then break the render
-        raise JobSpecError(f"job field {_where(path)} must be a finite number, got {value!r}",
-                           f"give {_OPTIONS.get(path, repr(path))} an ordinary number (not nan or inf)")
-    return float(value)
+    return float(_number(entry, float(value), path))
 
 
-def _compression(value, path):
-    value = _str(value, path)
-    try:
-        return check_compression(value)
-    except InputError as exc:
-        raise JobSpecError(f"job field {_where(path)}: {exc.message}", exc.hint) from None
-
-
-def _bool(value, path):
+def _check_bool(entry: Field, value, path):
     if not isinstance(value, bool):
         raise _fail(path, "true or false", value)
     return value
 
 
-def _choice(options):
-    def checker(value, path):
-        if not isinstance(value, str) or value not in options:
-            raise JobSpecError(f"job field '{path}' must be one of {', '.join(options)}; got {value!r}",
-                               f"set '{path}' to one of {', '.join(options)}")
-        return value
-    return checker
+def _check_choice(entry: Field, value, path):
+    if not isinstance(value, str) or value not in entry.choices:
+        raise JobSpecError(f"job field '{path}' must be one of {', '.join(entry.choices)}; got {shorten(value)}",
+                           f"set '{path}' to one of {', '.join(entry.choices)}", field=path)
+    return value
 
 
-def _animated(value, path):
+def _check_compression(entry: Field, value, path):
+    value = _check_str(entry, value, path)
     try:
-        return Animated.from_value(value, path)
-    except JobSpecError:
-        raise
-    except Exception as exc:  # InputError from keyframes: re-raise as a job error at this path
-        raise JobSpecError(f"job field '{path}' must be a number or keyframes: "
-                           f"{getattr(exc, 'message', exc)}",
-                           f"fix '{path}', e.g. 2.8 or {{\"keys\": {{\"1001\": 1.5, \"1040\": 8.0}}}}") from None
+        return check_compression(value)
+    except InputError as exc:
+        raise JobSpecError(f"job field '{path}': {exc.message}", exc.hint, field=path) from None
+
+
+def _check_animated(entry: Field, value, path):
+    """A number, keyframe text (``1001:1.5,1040:8@smooth``) or ``{"keys": ...}``; every key in
+    range.  Linear and smooth interpolation never overshoot, so keys in range = every frame."""
+    if isinstance(value, str) and len(value) > 16 * 1024:
+        raise JobSpecError(f"job field '{path}' is {len(value)} characters of keyframes",
+                           f"give '{path}' fewer keyframes", field=path)
+    try:
+        animated = Animated.from_value(value, path)
+    except InputError as exc:
+        raise JobSpecError(f"job field '{path}' must be a number or keyframes: {exc.message}",
+                           f"fix '{path}', e.g. 2.8 or \"1001:1.5,1040:8@smooth\"", field=path) from None
+    for frame, v in animated.keys:
+        where = "" if animated.is_constant else f" at frame {frame:g}"
+        _number(entry, v, path, where)
+    return animated
+
+
+_CHECKERS = {"str": _check_str, "path": _check_str, "int": _check_int, "float": _check_float,
+             "bool": _check_bool, "choice": _check_choice, "compression": _check_compression}
+
+
+def _checker(entry: Field) -> Callable:
+    check = _check_animated if entry.animatable else _CHECKERS[entry.kind]
+
+    def checker(value, path):
+        if value is None and entry.optional:
+            return None
+        return check(entry, value, path)
+    return checker
 
 
 def _frames(value, path):
     if not isinstance(value, (list, tuple)):
         raise _fail(path, "a list of frame numbers", value)
-    frames = tuple(_int(v, f"{path}[{i}]") for i, v in enumerate(value))
+    if len(value) > MAX_FRAMES:
+        raise JobSpecError(f"job field '{path}' lists {len(value)} frames; at most {MAX_FRAMES} per job",
+                           "split the range into several jobs", field=path)
+    frames = []
+    for i, v in enumerate(value):
+        if isinstance(v, bool) or not isinstance(v, int) or abs(v) > FRAME_NUMBER_LIMIT:
+            raise _fail(f"{path}[{i}]", f"a frame number (an integer within +-{FRAME_NUMBER_LIMIT})", v)
+        frames.append(v)
     if len(set(frames)) != len(frames):
-        raise JobSpecError(f"job field '{path}' lists a frame twice", "list each frame once")
+        raise JobSpecError(f"job field '{path}' lists a frame twice", "list each frame once", field=path)
     return tuple(sorted(frames))
 
 
-def _spec(default=dataclasses.MISSING, check: Callable = _str, factory=None):
+def _spec(path: str, factory=None):
+    """A dataclass field whose default and validator come from the registry entry ``path``."""
+    entry = field_info(path)
+    metadata = {"check": _checker(entry), "path": path}
     if factory is not None:
-        return field(default_factory=factory, metadata={"check": check})
-    return field(default=default, metadata={"check": check})
+        return field(default_factory=factory, metadata=metadata)
+    if entry.animatable and entry.default is not None:
+        return field(default_factory=lambda: Animated.constant(entry.default), metadata=metadata)
+    return field(default=entry.default, metadata=metadata)
 
 
 def _build(cls, value, path: str):
@@ -159,7 +161,7 @@ def _build(cls, value, path: str):
     unknown = [k for k in value if k not in names]
     if unknown:
         where = f"{path}." if path else ""
-        raise JobSpecError(f"unknown job field '{where}{unknown[0]}'",
+        raise JobSpecError(f"unknown job field '{where}{shorten(unknown[0], quote=False)}'",
                            f"valid fields{' of ' + path if path else ''}: {', '.join(names)}")
     kwargs = {}
     for name, f in names.items():
@@ -167,15 +169,15 @@ def _build(cls, value, path: str):
             continue
         sub = f"{path}.{name}" if path else name
         kwargs[name] = f.metadata["check"](value[name], sub)
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        raise JobSpecError(f"job section '{path or 'job'}' is incomplete: {exc}",
-                           "add the missing field") from None
+    return cls(**kwargs)
 
 
 def _nested(cls):
-    return lambda value, path: _build(cls, value, path)
+    return {"check": lambda value, path: _build(cls, value, path)}
+
+
+def _section(cls):
+    return field(default_factory=cls, metadata=_nested(cls))
 
 
 def _plain(value):
@@ -194,8 +196,8 @@ class InputSpec:
     """Where the frames come from: a sequence pattern (``plate.####.exr``, ``%04d``), or
     ``None`` when the frames travel in-band with the request."""
 
-    pattern: Optional[str] = _spec(None, _opt(_str))
-    transfer: Optional[str] = _spec(None, _opt(_str))  # display-referred input: e.g. "srgb"
+    pattern: Optional[str] = _spec("input.pattern")
+    transfer: Optional[str] = _spec("input.transfer")  # display-referred input: e.g. "srgb"
 
 
 @dataclass(frozen=True)
@@ -205,14 +207,14 @@ class DepthSpec:
     local weights in ``checkpoint_dir``.  ``stabilise_window`` > 0 smooths depth over
     +-window frames (0 = off)."""
 
-    kind: str = _spec("channel", _choice(DEPTH_KINDS))
-    channel: Optional[str] = _spec(None, _opt(_str))
-    pattern: Optional[str] = _spec(None, _opt(_str))
-    model: Optional[str] = _spec(None, _opt(_str))
-    checkpoint_dir: Optional[str] = _spec(None, _opt(_str))
-    depth_math: str = _spec("depth", _choice(DEPTH_MATHS))
-    bad_depth: str = _spec("error", _choice(BAD_DEPTH))
-    stabilise_window: int = _spec(0, _nonneg_int)
+    kind: str = _spec("depth.kind")
+    channel: Optional[str] = _spec("depth.channel")
+    pattern: Optional[str] = _spec("depth.pattern")
+    model: Optional[str] = _spec("depth.model")
+    checkpoint_dir: Optional[str] = _spec("depth.checkpoint_dir")
+    depth_math: str = _spec("depth.depth_math")
+    bad_depth: str = _spec("depth.bad_depth")
+    stabilise_window: int = _spec("depth.stabilise_window")
 
 
 @dataclass(frozen=True)
@@ -221,14 +223,14 @@ class LensSpec:
     ``artistic``: ``size_px`` (CoC radius at infinity, ZDefocus "size") or ``k`` (CoC px per
     unit disparity, Any-to-Bokeh K).  ``max_size_px`` caps the CoC radius in both modes."""
 
-    mode: str = _spec("physical", _choice(LENS_MODES))
-    focal_length_mm: Animated = _spec(check=_animated, factory=lambda: Animated.constant(50.0))
-    fstop: Animated = _spec(check=_animated, factory=lambda: Animated.constant(2.8))
-    sensor_width_mm: Animated = _spec(check=_animated, factory=lambda: Animated.constant(36.0))
-    cg_camera: bool = _spec(False, _bool)
-    size_px: Optional[Animated] = _spec(None, _opt(_animated))
-    k: Optional[Animated] = _spec(None, _opt(_animated))
-    max_size_px: Optional[float] = _spec(None, _opt(_float))
+    mode: str = _spec("lens.mode")
+    focal_length_mm: Animated = _spec("lens.focal_length_mm")
+    fstop: Animated = _spec("lens.fstop")
+    sensor_width_mm: Animated = _spec("lens.sensor_width_mm")
+    cg_camera: bool = _spec("lens.cg_camera")
+    size_px: Optional[Animated] = _spec("lens.size_px")
+    k: Optional[Animated] = _spec("lens.k")
+    max_size_px: Optional[float] = _spec("lens.max_size_px")
 
 
 @dataclass(frozen=True)
@@ -241,24 +243,24 @@ class FocusSpec:
     the matte channel ``matte_channel``.  ``smoothing_window`` > 0 smooths the focus over
     +-window frames (point/matte only)."""
 
-    mode: str = _spec("distance", _choice(FOCUS_MODES))
-    distance_m: Animated = _spec(check=_animated, factory=lambda: Animated.constant(3.0))
-    disparity: Optional[Animated] = _spec(None, _opt(_animated))
-    point_x: Optional[Animated] = _spec(None, _opt(_animated))
-    point_y: Optional[Animated] = _spec(None, _opt(_animated))
-    track_from_frame: Optional[int] = _spec(None, _opt(_int))
-    point_radius_px: float = _spec(4.0, _float)
-    matte_channel: Optional[str] = _spec(None, _opt(_str))
-    smoothing_window: int = _spec(0, _nonneg_int)
+    mode: str = _spec("focus.mode")
+    distance_m: Animated = _spec("focus.distance_m")
+    disparity: Optional[Animated] = _spec("focus.disparity")
+    point_x: Optional[Animated] = _spec("focus.point_x")
+    point_y: Optional[Animated] = _spec("focus.point_y")
+    track_from_frame: Optional[int] = _spec("focus.track_from_frame")
+    point_radius_px: float = _spec("focus.point_radius_px")
+    matte_channel: Optional[str] = _spec("focus.matte_channel")
+    smoothing_window: int = _spec("focus.smoothing_window")
 
 
 @dataclass(frozen=True)
 class ApertureSpec:
     """Bokeh shape: ``blades`` = 0 is a disc; rotation in degrees; roundness 0..1."""
 
-    blades: int = _spec(0, _nonneg_int)
-    rotation_deg: float = _spec(0.0, _float)
-    roundness: float = _spec(0.0, _float)
+    blades: int = _spec("aperture.blades")
+    rotation_deg: float = _spec("aperture.rotation_deg")
+    roundness: float = _spec("aperture.roundness")
 
 
 @dataclass(frozen=True)
@@ -266,8 +268,8 @@ class HighlightSpec:
     """Bloom for display-referred input: pixels above ``threshold`` are boosted by ``gain``.
     ``threshold`` None = off (scene-linear EXRs already carry their highlights)."""
 
-    threshold: Optional[float] = _spec(None, _opt(_float))
-    gain: float = _spec(4.0, _float)
+    threshold: Optional[float] = _spec("highlights.threshold")
+    gain: float = _spec("highlights.gain")
 
 
 @dataclass(frozen=True)
@@ -277,31 +279,31 @@ class OutputSpec:
     ``setup_view`` writes the focal-plane setup view instead of the render.  ``keep_depth``
     passes the input depth channel through to EXR output."""
 
-    pattern: Optional[str] = _spec(None, _opt(_str))
-    compression: str = _spec("zip", _compression)
-    half: bool = _spec(True, _bool)
-    resume: bool = _spec(False, _bool)
-    overwrite: bool = _spec(False, _bool)
-    preview: Optional[str] = _spec(None, _opt(_str))
-    preview_fps: float = _spec(24.0, _float)
-    setup_view: bool = _spec(False, _bool)
-    keep_depth: bool = _spec(True, _bool)
+    pattern: Optional[str] = _spec("output.pattern")
+    compression: str = _spec("output.compression")
+    half: bool = _spec("output.half")
+    resume: bool = _spec("output.resume")
+    overwrite: bool = _spec("output.overwrite")
+    preview: Optional[str] = _spec("output.preview")
+    preview_fps: float = _spec("output.preview_fps")
+    setup_view: bool = _spec("output.setup_view")
+    keep_depth: bool = _spec("output.keep_depth")
 
 
 @dataclass(frozen=True)
 class RenderJob:
     """One render.  ``frames`` empty = every frame of the input on disk (or in-band)."""
 
-    input: InputSpec = _spec(check=_nested(InputSpec), factory=InputSpec)
-    frames: tuple = _spec(check=_frames, factory=tuple)
-    depth: DepthSpec = _spec(check=_nested(DepthSpec), factory=DepthSpec)
-    lens: LensSpec = _spec(check=_nested(LensSpec), factory=LensSpec)
-    focus: FocusSpec = _spec(check=_nested(FocusSpec), factory=FocusSpec)
-    aperture: ApertureSpec = _spec(check=_nested(ApertureSpec), factory=ApertureSpec)
-    highlights: HighlightSpec = _spec(check=_nested(HighlightSpec), factory=HighlightSpec)
-    output: OutputSpec = _spec(check=_nested(OutputSpec), factory=OutputSpec)
-    device: str = _spec("cpu", _str)
-    plane_spacing_px: float = _spec(1.0, _float)
+    input: InputSpec = _section(InputSpec)
+    frames: tuple = field(default_factory=tuple, metadata={"check": _frames})
+    depth: DepthSpec = _section(DepthSpec)
+    lens: LensSpec = _section(LensSpec)
+    focus: FocusSpec = _section(FocusSpec)
+    aperture: ApertureSpec = _section(ApertureSpec)
+    highlights: HighlightSpec = _section(HighlightSpec)
+    output: OutputSpec = _section(OutputSpec)
+    device: str = _spec("device")
+    plane_spacing_px: float = _spec("plane_spacing_px")
 
     def __post_init__(self) -> None:
         _check_consistent(self)
@@ -341,60 +343,48 @@ class RenderJob:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _refuse(message: str, hint: str, path: str) -> JobSpecError:
+    return JobSpecError(message, hint, field=path)
+
+
 def _check_consistent(job: RenderJob) -> None:
-    """Cross-field rules that the types alone cannot express (no file access here)."""
+    """Cross-field rules that the registry's per-field bounds cannot express (no file access).
+
+    Hints name job fields; each front end says them in its own words (``describe``)."""
     d, lens, focus = job.depth, job.lens, job.focus
     if d.kind == "sequence" and not d.pattern:
-        raise JobSpecError("depth.kind is 'sequence' but depth.pattern is not set",
-                           "pass the depth sequence, e.g. --depth shot/depth.####.exr")
+        raise _refuse("depth.kind is 'sequence' but depth.pattern is not set",
+                      "give the depth sequence, e.g. shot/depth.####.exr", "depth.pattern")
     if d.kind == "model" and not d.model:
-        raise JobSpecError("depth.kind is 'model' but depth.model is not set",
-                           "name the depth estimator, e.g. depth.model = 'tiny'")
+        raise _refuse("depth.kind is 'model' but depth.model is not set",
+                      "name the depth estimator, e.g. 'tiny'", "depth.model")
     if lens.mode == "artistic" and (lens.size_px is None) == (lens.k is None):
-        raise JobSpecError("an artistic lens needs exactly one of lens.size_px and lens.k",
-                           "pass --size PX (blur at infinity) or --k K, not both")
+        raise _refuse("an artistic lens needs exactly one of lens.size_px and lens.k",
+                      "set the blur size at infinity (lens.size_px) or K (lens.k), not both", "lens.size_px")
     relative = d.kind == "model" or d.depth_math == "disparity_norm"
     if lens.mode == "physical" and relative:
-        raise JobSpecError("a physical lens (focal length, f-stop) needs metric depth, "
-                           f"but the depth is relative ({'model' if d.kind == 'model' else 'disparity_norm'})",
-                           "use --size PX or --k K for relative depth, or give metric depth")
+        raise _refuse("a physical lens (focal length, f-stop) needs metric depth, "
+                      f"but the depth is relative ({'model' if d.kind == 'model' else 'disparity_norm'})",
+                      "use an artistic blur size (lens.size_px or lens.k) for relative depth, "
+                      "or give metric depth", "lens.mode")
     if focus.mode == "distance" and relative and d.depth_math != "direct":
-        raise JobSpecError("focus by distance (metres) needs metric depth, but the depth is relative",
-                           "focus with --focus-point X,Y, --focus-matte CHANNEL or focus.disparity")
+        raise _refuse("focus by distance (metres) needs metric depth, but the depth is relative",
+                      "focus on a point (focus.point_x/point_y), a matte or a disparity instead", "focus.mode")
     if focus.mode == "disparity" and focus.disparity is None:
-        raise JobSpecError("focus.mode is 'disparity' but focus.disparity is not set",
-                           "set focus.disparity to the depth value to keep sharp")
+        raise _refuse("focus.mode is 'disparity' but focus.disparity is not set",
+                      "set focus.disparity to the depth value to keep sharp", "focus.disparity")
     if focus.mode == "point" and (focus.point_x is None or focus.point_y is None):
-        raise JobSpecError("focus.mode is 'point' but focus.point_x/point_y are not set",
-                           "pass --focus-point X,Y (pixels from the top-left corner)")
+        raise _refuse("focus.mode is 'point' but focus.point_x/point_y are not set",
+                      "pick the focal point (pixels from the top-left corner)", "focus.point_x")
     if focus.mode == "matte" and not focus.matte_channel:
-        raise JobSpecError("focus.mode is 'matte' but focus.matte_channel is not set",
-                           "pass --focus-matte CHANNEL (e.g. --focus-matte matte.A)")
+        raise _refuse("focus.mode is 'matte' but focus.matte_channel is not set",
+                      "name the matte channel, e.g. matte.A", "focus.matte_channel")
     if focus.mode == "matte" and job.input.pattern is None:
-        raise JobSpecError("focus by matte needs the input as a sequence on disk",
-                           "focus in-band renders with a point or a distance")
+        raise _refuse("focus by matte needs the input as a sequence on disk",
+                      "focus in-band renders with a point or a distance", "focus.mode")
     if job.output.resume and job.output.overwrite:
-        raise JobSpecError("output.resume and output.overwrite are both set",
-                           "pass --resume to keep finished frames, or --overwrite to redo them")
-    if focus.mode == "distance":
-        _check_positive(focus.distance_m, "focus.distance_m", "a focus distance in metres",
-                        "pass a focus distance in metres > 0, e.g. --focus-distance 3 "
-                        "(or fix focus_distance_m in the --camera file)")
-    if lens.max_size_px is not None and lens.max_size_px < 0:
-        raise JobSpecError(f"job field {_where('lens.max_size_px')} must be >= 0, got {lens.max_size_px:g}",
-                           "pass the largest blur radius in pixels, e.g. --max-size 40 (leave it out for no cap)")
-    if job.plane_spacing_px <= 0:
-        raise JobSpecError(f"plane_spacing_px must be > 0, got {job.plane_spacing_px}",
-                           "use 1.0 (default) or larger for faster, coarser renders")
-    if job.output.preview_fps <= 0:
-        raise JobSpecError(f"output.preview_fps must be > 0, got {job.output.preview_fps}",
-                           "use the shot's frame rate, e.g. 24")
-
-
-def _check_positive(value: Animated, path: str, what: str, hint: str) -> None:
-    # Linear and smooth interpolation never overshoot, so keys > 0 means every frame > 0.
-    bad = [(frame, v) for frame, v in value.keys if not v > 0]
-    if bad:
-        frame, v = bad[0]
-        where = "" if value.is_constant else f" at frame {frame:g}"
-        raise JobSpecError(f"{what} must be > 0, but {_where(path)} is {v:g}{where}", hint)
+        raise _refuse("output.resume and output.overwrite are both set",
+                      "resume to keep finished frames, or overwrite to redo them, not both", "output.resume")
+    if job.aperture.blades in (1, 2):
+        raise _refuse(f"aperture.blades is {job.aperture.blades}: an aperture needs 3 or more blades",
+                      "set aperture.blades to 0 for a round disc, or 3 or more", "aperture.blades")

@@ -26,7 +26,7 @@ import numpy as np
 from focuspull.errors import DepthError, LensError
 
 # Depth conventions, mirroring Nuke ZDefocus "math" modes.
-DEPTH_MATHS = ("depth", "far=0", "disparity_norm", "direct")
+from focuspull.spec.fields import DEPTH_MATHS  # noqa: E402 - the one vocabulary
 DEPTH_MATH_HELP = {
     "depth": "planar distance from the camera in scene units (metres); inf = infinitely far",
     "far=0": "1/z: reciprocal distance (the usual CG Z channel of Nuke), 0 = infinitely far",
