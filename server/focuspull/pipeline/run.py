@@ -180,6 +180,17 @@ class _Focus:
         return self._smoothed[self.disparity.index[frame]]
 
 
+def _check_depth_values(job: RenderJob, depth: np.ndarray) -> None:
+    """The depth checks of a render, on one frame's depth (preflight of every frame)."""
+    if job.depth.depth_math == "direct":
+        coc_from_depth(depth, None, "direct", max_radius_px=job.lens.max_size_px, bad_depth=job.depth.bad_depth)
+        return
+    disparity = disparity_from_depth(depth, job.depth.depth_math, bad_depth=job.depth.bad_depth)
+    if not np.isfinite(disparity).all():
+        raise DepthError(f"disparity has {int((~np.isfinite(disparity)).sum())} non-finite pixels",
+                         "fix the depth of that frame, or pass --bad-depth far")
+
+
 # --------------------------------------------------------------------------- lens
 def lens_at(job: RenderJob, frame: int, focus_disparity: float):
     """The lens of ``frame`` (keyframes evaluated) focused at ``focus_disparity``."""
@@ -243,6 +254,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     _check_lens_everywhere(job, frames)
     if job.focus.mode == "matte" and not isinstance(clip, InbandClip):
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
+    if job.depth.kind != "model":
+        clip.check_depth(lambda frame, depth: _check_depth_values(job, depth))  # NaN on frame 87: now
     render = _renderer(job, cancelled)  # checks aperture and highlights
     disparity = _Disparity(job, clip)  # loads the depth model, if any
     names, passthrough = output_channels(job, clip)
