@@ -199,6 +199,10 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None].contiguous()
         if highlights is not None:
             x = apply_highlights(x, highlights)
+            if not bool(torch.isfinite(x).all()):
+                raise InputError(f"highlight gain {highlights.gain:g} above threshold {highlights.threshold:g} "
+                                 f"boosts {int((~torch.isfinite(x)).any(dim=1).sum())} pixels beyond the float32 range",
+                                 "use a smaller --highlight-gain (e.g. 4) or a higher --highlight-threshold")
         coc = torch.from_numpy(coc_px).to(dev, dtype)[None, None]
         reveal = float(coc.abs().max())
         border = frame_border_px(reveal, level_radius_px)
@@ -249,7 +253,21 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         out = total[:, :-1] / weight.clamp_min(1e-12)
         out = torch.where(weight > 1e-12, out, x)
         out = out[..., border:height - border, border:width - border]
-        return out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
+        result = out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
+        _check_finite(result, image)
+        return result
+
+
+def _check_finite(result: np.ndarray, image: np.ndarray) -> None:
+    """Non-finite output is never returned: say why instead (values near the float32 limit)."""
+    finite = np.isfinite(result)
+    if finite.all():
+        return
+    peak = float(np.abs(image).max())
+    raise InputError(f"the render overflowed at {describe_bad_pixels(~finite.all(axis=2), 'NaN/inf')}: "
+                     f"the plate's values reach {peak:.3g}, and summing them under the bokeh kernel "
+                     "exceeds the float32 range",
+                     "scale the plate's values down (they are far beyond any real light level) and render again")
 
 
 def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
