@@ -240,8 +240,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
                 if not bool(transmit.max() > 0):
                     continue  # hidden behind nearer planes: adds nothing, occludes nothing new
-                layer = _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f)
-                blurred = blur_plane(layer, radius, aperture, level_radius_px, clear)
+                layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f)
+                blurred = blur_plane(layer, radius, aperture, level_radius_px, clear,
+                                     size=(y1 - y0, x1 - x0), offset=(core[0] - y0, core[2] - x0))
                 total[..., y0:y1, x0:x1] += blurred * transmit
                 current.append((blurred[:, -1:], crop))
             # The previous plane starts to occlude only now: adjacent planes share split pixels.
@@ -270,12 +271,10 @@ def _check_finite(result: np.ndarray, image: np.ndarray) -> None:
                      "scale the plate's values down (they are far beyond any real light level) and render again")
 
 
-def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
-    """Premultiplied colour + coverage of one plane inside ``crop``, limited to owned tiles.
-
-    Built on the core (the owned tiles' box) and zero-padded to the crop: the halo around
-    it is there for the blur to spread into, it holds nothing of this rectangle.
-    """
+def _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
+    """Premultiplied colour + coverage of one plane on ``core`` (the owned tiles' box),
+    limited to owned tiles.  The crop's halo around it holds nothing of this rectangle: the
+    blur places the core on the crop (no padded copy here)."""
     cy0, cy1, cx0, cx1 = core
     window = (..., slice(cy0, cy1), slice(cx0, cx1))
     w = plane_weight(vis_f[window], plane)
@@ -290,8 +289,7 @@ def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch
         # Only the tiles this rectangle owns: others belong to another rectangle (or none).
         own = np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
         layer = layer * torch.from_numpy(own).to(layer.device)
-    y0, y1, x0, x1 = crop
-    return F.pad(layer, (cx0 - x0, x1 - cx1, cy0 - y0, y1 - cy1))
+    return layer
 
 
 def render_frame(image: np.ndarray, depth: np.ndarray, lens: Lens, *, depth_math: str = "depth",
