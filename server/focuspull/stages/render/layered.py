@@ -277,18 +277,26 @@ def _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tenso
     blur places the core on the crop (no padded copy here)."""
     cy0, cy1, cx0, cx1 = core
     window = (..., slice(cy0, cy1), slice(cx0, cx1))
-    w = plane_weight(vis_f[window], plane)
-    colour = x[window] * w
-    cover = w
-    if hid_f is not None:
-        w_hid = plane_weight(hid_f[window], plane)
-        colour = colour + hid_colour[window] * w_hid
-        cover = cover + w_hid
-    layer = torch.cat([colour, cover], dim=1)
+    own = None
     if not owned.all():
         # Only the tiles this rectangle owns: others belong to another rectangle (or none).
-        own = np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
-        layer = layer * torch.from_numpy(own).to(layer.device)
+        # Masking the weights (one channel) masks colour and coverage alike.
+        own = torch.from_numpy(np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
+                               ).to(x.device)
+    w = plane_weight(vis_f[window], plane)
+    if own is not None:
+        w.mul_(own)
+    channels = x.shape[1]
+    # Written into one tensor (no concatenated copies): colour * weight, then coverage.
+    layer = torch.empty((1, channels + 1, cy1 - cy0, cx1 - cx0), device=x.device, dtype=x.dtype)
+    torch.mul(x[window], w, out=layer[:, :channels])
+    layer[:, channels:] = w
+    if hid_f is not None:
+        w_hid = plane_weight(hid_f[window], plane)
+        if own is not None:
+            w_hid.mul_(own)
+        layer[:, :channels] += hid_colour[window] * w_hid
+        layer[:, channels:] += w_hid
     return layer
 
 
