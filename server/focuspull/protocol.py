@@ -61,14 +61,19 @@ def error_from_fields(fields: Mapping[str, Any]) -> FocuspullError:
     """Rebuild the exception a server error reply describes."""
     cls = error_class(str(fields.get("code", "error")))
     exc = cls.__new__(cls)
-    FocuspullError.__init__(exc, str(fields.get("message", "")), str(fields.get("hint", "")))
+    field = fields.get("field")
+    FocuspullError.__init__(exc, str(fields.get("message", "")), str(fields.get("hint", "")),
+                            field=field if isinstance(field, str) else None)
     return exc
 
 
 def error_fields(exc: BaseException) -> dict[str, str]:
     """Fields of an ``error`` message for any exception (non-focuspull ones are 'internal')."""
     if isinstance(exc, FocuspullError):
-        return {"code": exc.code, "message": exc.message, "hint": exc.hint}
+        fields = {"code": exc.code, "message": exc.message, "hint": exc.hint}
+        if exc.field:
+            fields["field"] = exc.field  # the job field at fault: hosts name it as their knob
+        return fields
     return {
         "code": InternalError.code,
         "message": f"{type(exc).__name__}: {exc}",
@@ -183,7 +188,7 @@ SCHEMAS: dict[str, dict[str, tuple[Callable[[Any], bool], bool]]] = {
     "done": {**_JOB, "rendered": (_index_list, True), "skipped": (_index_list, True),
              "elapsed_s": (_is_num, True)},
     "error": {"re": (_opt(_str), False), "job": (_opt(_str), False), "code": (_str, True),
-              "message": (_str, True), "hint": (_str, True)},
+              "message": (_str, True), "hint": (_str, True), "field": (_opt(_str), False)},
     "cancelling": {"re": (_opt(_str), True), **_JOB, "state": (_str, True)},
     "status_reply": {"re": (_opt(_str), True), "uptime_s": (_is_num, True), "queued": (_is_int, True),
                      "running": (_list, True), "workers": (_list, True), "clients": (_is_int, True)},

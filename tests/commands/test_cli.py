@@ -125,14 +125,14 @@ def test_options_become_the_job_a_compositor_means():
 
 
 def test_cg_camera_reaches_the_lens_of_every_frame():
-    from focuspull.pipeline.run import lens_at
+    from focuspull.pipeline.plan import LensPlan
 
     plain = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr")))
     cg = RenderJob.from_dict(render_cmd.job_dict_from_args(parse("a.####.exr", "b.####.exr", "--cg-camera")))
     assert not plain.lens.cg_camera and cg.lens.cg_camera
     assert RenderJob.from_dict(cg.to_dict()).lens.cg_camera
     # Same settings, less blur: the image plane stays at the focal length.
-    assert lens_at(cg, 1, 0.5).k_px(1000) < lens_at(plain, 1, 0.5).k_px(1000)
+    assert LensPlan(cg, 1000).at(1).k_px < LensPlan(plain, 1000).at(1).k_px
 
 
 def test_command_line_overrides_the_camera_file(tmp_path):
@@ -204,7 +204,7 @@ def test_focus_disparity_help_says_what_the_number_is_per_depth_math(capsys, mon
     assert "depth-map value" not in text
 
 
-@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "--device cpu")])
+@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "set --device to cpu")])
 def test_unusable_device_exits_2_with_a_hint(tmp_path, capsys, device, hint):
     import torch
 
@@ -234,7 +234,7 @@ def test_render_end_to_end_refuse_then_resume(tmp_path):
     assert sorted(os.listdir(tmp_path / "out")) == ["r.0001.exr", "r.0002.exr", "r.0003.exr"]
     again = focuspull("render", pattern, out, "--fstop", "2", "--focus-distance", "1.5")
     assert again.returncode == 2
-    assert "already exist" in again.stderr and "1-3" in again.stderr and "hint: pass --resume" in again.stderr
+    assert "already exist" in again.stderr and "1-3" in again.stderr and "hint: use --resume" in again.stderr
     resumed = focuspull("render", pattern, out, "--fstop", "2", "--focus-distance", "1.5", "--resume")
     assert resumed.returncode == 0 and "skipped 3" in resumed.stdout
 

@@ -151,7 +151,8 @@ def test_refuses_to_overwrite_existing_frames(tmp_path):
     before = {p: os.path.getmtime(tmp_path / "out" / p) for p in os.listdir(tmp_path / "out")}
     with pytest.raises(InputError) as info:
         run_job(job.replace(frames=(1, 2, 3, 4)))
-    assert "frames 1-3" in info.value.message and "--resume" in info.value.hint and "--overwrite" in info.value.hint
+    assert "frames 1-3" in info.value.message and "'output.resume'" in info.value.hint
+    assert "'output.overwrite'" in info.value.hint and info.value.field == "output.resume"
     assert {p: os.path.getmtime(tmp_path / "out" / p) for p in os.listdir(tmp_path / "out")} == before
     again = run_job(job.replace(output=job.output.__class__(pattern=job.output.pattern, overwrite=True)))
     assert again.rendered == [1, 2, 3] and again.skipped == []
@@ -201,7 +202,7 @@ def test_cancel_between_frames_leaves_only_complete_frames(tmp_path):
     with pytest.raises(Cancelled) as info:
         run_job(job_for(pattern, str(tmp_path / "out" / "o.####.exr")), on_event=events.append,
                 cancelled=lambda: len(events) >= 2)
-    assert "--resume" in info.value.hint
+    assert "'output.resume'" in info.value.hint
     names = sorted(os.listdir(tmp_path / "out"))
     assert names == ["o.0001.exr", "o.0002.exr"]  # no partial frame, no temp file
     assert all(is_complete_frame(str(tmp_path / "out" / n)) for n in names)
@@ -439,7 +440,7 @@ def test_resume_keeps_the_preview_whole_and_an_existing_preview_is_not_replaced(
     before = movie.read_bytes()
     with pytest.raises(InputError) as info:  # same rule as frames: never replaced silently
         run_job(job_for(pattern, out, frames=[3, 4], output={"preview": str(movie)}))
-    assert "preview" in info.value.message and "--overwrite" in info.value.hint
+    assert "preview" in info.value.message and "'output.overwrite'" in info.value.hint
     assert movie.read_bytes() == before and _listing(tmp_path / "out") == ["o.0001.exr", "o.0002.exr", "preview.mp4"]
     resumed = run_job(job_for(pattern, out, output={"preview": str(movie), "resume": True}))
     assert resumed.skipped == [1, 2] and resumed.rendered == [3, 4] and resumed.preview == str(movie)
@@ -516,7 +517,7 @@ def subprocess_pid_that_exited():
     return proc.pid
 
 
-@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "--device cpu")])
+@pytest.mark.parametrize("device, hint", [("nonsense", "cpu, cuda or cuda:N"), ("cuda", "'device' to cpu")])
 def test_unusable_device_is_an_input_error(device, hint):
     import torch
 
@@ -547,7 +548,7 @@ def test_resume_redoes_frames_of_another_render(tmp_path):
 
 
 def test_frames_read_covers_every_temporal_stage():
-    from focuspull.pipeline.clip import frames_read
+    from focuspull.pipeline.plan import frames_read
 
     clip = [1, 2, 3, 5, 6, 7, 8, 9, 10]  # frame 4 is not in the clip: windows count clip frames
     base = {"input": {"pattern": "a.####.exr"}}

@@ -15,6 +15,7 @@ lens options on a shot whose depth is exact.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import sys
@@ -143,11 +144,11 @@ def run_demo(out_dir: str, frame_count: int = 48, width: int = 960, height: int 
     sheet = contact_sheet(input_pattern, output_pattern, result.rendered,
                           os.path.join(out_dir, "contact_sheet.png"), thumb_width=max(16, width // 3))
     elapsed = time.monotonic() - started
-    command = ("focuspull render " + shlex.quote(input_pattern) + " "
-               + shlex.quote(os.path.join(out_dir, "output", "mine.####.exr"))
-               + f" --focal-length {FOCAL_LENGTH_MM:g} --fstop {FSTOP:g} --max-size {MAX_SIZE_PX:g}"
-               + f" --focus-distance {shlex.quote(focus)} --blades 7 --rotation 10 --roundness 0.3"
-               + (f" --plane-spacing {plane_spacing_px:g}" if plane_spacing_px != 1.0 else ""))
+    from focuspull.commands.render import command_line
+
+    yours = job.replace(output=dataclasses.replace(job.output, pattern=os.path.join(out_dir, "output", "mine.####.exr"),
+                                                   overwrite=False, preview=None), frames=())
+    command = shlex.join(command_line(yours))
     log(f"focuspull demo: done in {elapsed:.0f} s\n"
         f"  input frames   {input_pattern}  (R,G,B + Z depth in metres)\n"
         f"  rendered       {output_pattern}\n"

@@ -64,8 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults to None: an option not given leaves the job field at the registry's default."""
     from focuspull.spec.fields import FIELDS
 
-    parser.add_argument("input", metavar="IN", help="input sequence, e.g. shot.####.exr or shot.%%04d.exr")
-    parser.add_argument("output", metavar="OUT", help="output sequence, e.g. out/shot_dof.####.exr")
+    parser.add_argument("input", metavar="IN", nargs="?",
+                        help="input sequence, e.g. shot.####.exr or shot.%%04d.exr (with --job: overrides the job's)")
+    parser.add_argument("output", metavar="OUT", nargs="?",
+                        help="output sequence, e.g. out/shot_dof.####.exr (with --job: overrides the job's)")
     groups = {section: parser.add_argument_group(title) for section, title in _GROUPS}
     for entry in FIELDS:
         if not entry.flag:
@@ -96,6 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     groups[""].add_argument("--quiet", action="store_true", help="no progress line")
     groups[""].add_argument("--print-job", action="store_true",
                             help="print the job as JSON (for the farm / focuspull submit) and exit")
+    groups[""].add_argument("--job", metavar="FILE.json",
+                            help="render the job in FILE (from --print-job, the Nuke node, the Resolve script or "
+                                 "focuspull farm); only IN, OUT, --depth, --depth-checkpoint, --preview, "
+                                 "--preview-fps, --frames, --resume, --overwrite and --device may override it")
 
 
 def _given(args: argparse.Namespace) -> dict:
@@ -110,6 +116,49 @@ def _given(args: argparse.Namespace) -> dict:
         section, _, name = dest.rpartition("__")
         (job.setdefault(section, {}) if section else job)[name] = value
     return job
+
+
+def command_line(job) -> list[str]:
+    """``["focuspull", "render", IN, OUT, "--fstop", "2", ...]`` rendering ``job`` (a RenderJob):
+    the inverse of :func:`job_dict_from_args`, generated from the same registry.  Fields at
+    their default are left out."""
+    from focuspull.spec.fields import FIELDS
+    from focuspull.spec.keyframes import Animated
+
+    argv = ["focuspull", "render", job.input.pattern or "IN", job.output.pattern or "OUT"]
+    for entry in FIELDS:
+        section, _, name = entry.path.rpartition(".")
+        value = getattr(getattr(job, section) if section else job, name)
+        if not entry.flag or value is None or value == entry.default:
+            continue
+        if isinstance(value, Animated):
+            if value.is_constant and value.keys[0][1] == entry.default:
+                continue
+            argv += _option(entry.flag, value.to_text())
+        elif entry.kind == "bool":
+            argv += [entry.flag] if value else []
+        elif entry.path == "depth.depth_math" and job.depth.kind == "model":
+            continue  # implied by --depth-model
+        else:
+            argv += _option(entry.flag, repr(value) if isinstance(value, float) else str(value))
+    focus = job.focus
+    if focus.mode == "point":
+        at = "" if focus.track_from_frame is None else f"@{focus.track_from_frame}"
+        argv += _option("--focus-point", f"{focus.point_x.to_text()},{focus.point_y.to_text()}{at}")
+    if job.frames:
+        from focuspull.io.frames import format_frame_ranges
+
+        argv += ["--frames", format_frame_ranges(job.frames).replace(" ", "")]
+    if not job.output.half:
+        argv.append("--float")
+    if not job.output.keep_depth:
+        argv.append("--no-depth-out")
+    return argv
+
+
+def _option(flag: str, text: str) -> list[str]:
+    # "--rotation=-10": a value starting with '-' would read as an option of its own.
+    return [f"{flag}={text}"] if text.startswith("-") else [flag, text]
 
 
 def _parse_point(text: str) -> tuple[float, float, int | None]:
@@ -134,6 +183,12 @@ def job_dict_from_args(args: argparse.Namespace) -> dict:
     from focuspull.errors import InputError
     from focuspull.spec.keyframes import load_camera
 
+    if getattr(args, "job", None):
+        return _job_file_dict(args)
+    if not args.input or not args.output:
+        raise InputError("the input and output sequences are missing",
+                         "pass IN and OUT, e.g. focuspull render shot.####.exr out/shot_dof.####.exr, "
+                         "or a job file with --job FILE")
     job = _given(args)
     lens, focus, depth = job.setdefault("lens", {}), job.setdefault("focus", {}), job.setdefault("depth", {})
     output = job.setdefault("output", {})
@@ -191,6 +246,76 @@ def job_dict_from_args(args: argparse.Namespace) -> dict:
     return job
 
 
+# What may override a job file: where things are (paths), which frames, and how to run.  The
+# look (lens, focus, bokeh, depth math...) comes from the file alone, so a farm task renders
+# exactly the job it was given.
+_JOB_FILE_OVERRIDES = ("depth__pattern", "depth__checkpoint_dir", "output__preview", "output__preview_fps",
+                       "output__resume", "output__overwrite", "device")
+# Options that set a job field without being its registry flag.
+_OPTION_FLAGS = {"output__half": "--float", "output__keep_depth": "--no-depth-out"}
+
+
+def read_job_file(path: str) -> dict:
+    """The job map in a JSON file (``--print-job``, the Nuke node, the Resolve script, the farm)."""
+    from focuspull.errors import InputError
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            job = json.load(fh)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"cannot read the job file {path}: {exc}",
+                         "pass a JSON file holding one job, e.g. from focuspull render ... --print-job") from None
+    if not isinstance(job, dict):
+        raise InputError(f"the job file {path} holds a {type(job).__name__}, not a job map",
+                         "the file must be one JSON object, e.g. from focuspull render ... --print-job")
+    return job
+
+
+def _job_file_dict(args: argparse.Namespace) -> dict:
+    """The job of ``--job FILE`` with the overrides the command line may make (paths, frames,
+    resume/overwrite, device); any option that changes the look is refused, not merged."""
+    from focuspull.errors import InputError
+    from focuspull.spec.fields import FIELDS
+
+    flags = {entry.path.replace(".", "__"): entry.flag for entry in FIELDS if entry.flag}
+    flags.update(_OPTION_FLAGS)
+    given = {dest: value for dest, value in vars(args).items() if dest in flags and value is not None}
+    refused = [flags[dest] for dest in given if dest not in _JOB_FILE_OVERRIDES]
+    refused += [flag for flag, value in (("--camera", args.camera), ("--focus-point", args.focus_point)) if value]
+    if refused:
+        raise InputError(f"{', '.join(refused)} cannot be combined with --job: the job file sets the look",
+                         f"edit the job file {args.job}, or render without --job")
+    if args.input and not args.output:
+        raise InputError("with --job, pass both IN and OUT or neither",
+                         f"add the output sequence, or drop {args.input} to render to the job's own output")
+    job = read_job_file(args.job)
+    sections = {name: dict(job.get(name) or {}) for name in ("input", "depth", "output")}
+    depth, output = sections["depth"], sections["output"]
+    for option, dest, kind in (("--depth", "depth__pattern", "sequence"),
+                               ("--depth-checkpoint", "depth__checkpoint_dir", "model")):
+        if dest in given and depth.get("kind", "channel") != kind:
+            raise InputError(f"{option} overrides the depth of a job whose depth.kind is '{kind}', but the job "
+                             f"file {args.job} reads its depth from '{depth.get('kind', 'channel')}'",
+                             f"drop {option}, or edit depth in the job file")
+    for dest, value in given.items():
+        section, _, name = dest.rpartition("__")
+        (sections[section] if section else job)[name] = value
+    # The command line's choice between resume and overwrite replaces the file's.
+    if given.get("output__resume") and "output__overwrite" not in given:
+        output["overwrite"] = False
+    if given.get("output__overwrite") and "output__resume" not in given:
+        output["resume"] = False
+    if args.input:
+        sections["input"]["pattern"] = args.input
+    if args.output:
+        output["pattern"] = args.output
+    if args.frames:
+        from focuspull.io.frames import parse_frame_range
+
+        job["frames"] = parse_frame_range(args.frames)
+    return {**job, **{name: section for name, section in sections.items() if section or name in job}}
+
+
 class _InterruptFlag:
     """First Ctrl-C: finish nothing more (the frame in progress is abandoned, never written
     half); a second Ctrl-C interrupts at once.  Both leave only complete frames on disk."""
@@ -230,6 +355,17 @@ def job_from_args(args: argparse.Namespace):
     try:
         return RenderJob.from_dict(mapping)
     except JobSpecError as exc:
+        if getattr(args, "job", None):
+            # The fault is in the file, so say it in the file's words: the job field in double
+            # quotes, which the CLI leaves as it is ('lens.fstop' would be said as --fstop).
+            import re
+
+            from focuspull.errors import InputError
+
+            def in_file_words(text: str) -> str:
+                return re.sub(r"'([a-z_]+(?:\.[a-z_]+)?)'", r'"\1"', text)
+            raise InputError(f"in the job file {args.job}: {in_file_words(exc.message)}",
+                             f"{in_file_words(exc.hint)} (in {args.job})" if exc.hint else f"fix {args.job}") from None
         if args.camera and exc.field in _CAMERA_PATHS and exc.field.rpartition(".")[2] not in _options_given(args):
             raise JobSpecError(f"{exc.message} (from the camera file {args.camera})",
                                f"fix {_CAMERA_PATHS[exc.field]} in {args.camera}, or override it with an option",

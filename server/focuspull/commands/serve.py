@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     except FocuspullError:
         raise
     except zmq.ZMQError as exc:  # zmq bind errors and the like: say what, exit non-zero
-        from focuspull.commands.cli import EXIT_FAILED, error
+        from focuspull.commands.outcome import EXIT_FAILED, error
 
         error(f"cannot serve on {config.bind}: {exc}", "is another server using that port? pick "
               "another with --bind")
@@ -70,14 +70,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point for ``python -m focuspull.commands.serve`` (the CLI is the usual way)."""
-    parser = argparse.ArgumentParser(prog="focuspull serve", description=HELP)
-    add_arguments(parser)
-    from focuspull.commands.cli import run_command  # the one place errors become exit codes
+if __name__ == "__main__":  # python -m focuspull.commands.serve: the same as `focuspull serve`
+    from focuspull.commands.cli import main
 
-    return run_command(sys.modules[__name__], parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["serve", *sys.argv[1:]]))

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             handle = client.submit(job)
         except ProtocolError as exc:  # the server could not take the message: a bad job (exit 2)
-            from focuspull.commands.cli import EXIT_USAGE, error
+            from focuspull.commands.outcome import EXIT_USAGE, error
 
             error(exc.message, exc.hint)
             return EXIT_USAGE
@@ -129,13 +129,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="focuspull submit", description=HELP)
-    add_arguments(parser)
-    from focuspull.commands.cli import run_command  # the one place errors become exit codes
+if __name__ == "__main__":  # python -m focuspull.commands.submit: the same as `focuspull submit`
+    from focuspull.commands.cli import main
 
-    return run_command(sys.modules[__name__], parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["submit", *sys.argv[1:]]))

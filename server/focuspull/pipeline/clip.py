@@ -6,6 +6,7 @@ before the first frame renders.
 """
 from __future__ import annotations
 
+import os
 from typing import Mapping
 
 import numpy as np
@@ -15,6 +16,7 @@ from focuspull.io.frames import SequencePattern, format_frame_ranges, sequence_r
 from focuspull.io.images import read_image
 from focuspull.io.preflight import check_depth_values, preflight, read_channel
 from focuspull.io.transfer import default_transfer_for
+from focuspull.pipeline.plan import frames_read
 from focuspull.spec.job import RenderJob
 
 
@@ -89,6 +91,21 @@ class DiskClip:
     def channel(self, frame: int, name: str) -> np.ndarray:
         return self._read(self.pattern, frame).channel(name)
 
+    @property
+    def colour_channels(self) -> list[str]:
+        """The colour channels a render of this clip writes (RGB, plus A when there is one)."""
+        return ["R", "G", "B", "A"][:4 if "A" in self.channel_names else 3]
+
+    def files_read(self) -> dict[str, str]:
+        """``{real path: "image" | "depth"}`` of every file this clip reads (outputs never
+        go there)."""
+        reads: dict[str, str] = {}
+        for f in self.clip_frames:
+            reads.setdefault(os.path.realpath(self.pattern.path(f)), "image")
+            if self.depth_pattern is not None:
+                reads.setdefault(os.path.realpath(self.depth_pattern.path(f)), "depth")
+        return reads
+
 
 class InbandClip:
     """Frames handed over in memory: ``{frame: {"rgba": HxWxC, "depth": HxW}}``."""
@@ -144,20 +161,9 @@ class InbandClip:
     def channel(self, frame: int, name: str) -> np.ndarray:
         raise InputError(f"in-band frames carry no channel {name!r}", "focus in-band renders with a point")
 
+    @property
+    def colour_channels(self) -> list[str]:
+        return list(self.channel_names)
 
-def frames_read(job: RenderJob, clip_frames: list[int], frames: list[int]) -> list[int]:
-    """Every clip frame a render of ``frames`` reads: the frames themselves, the depth
-    stabilisation window and focus smoothing window around them, the frames a tracked
-    point is followed through, and the whole clip for a depth model's normalisation."""
-    if job.depth.kind == "model":
-        return list(clip_frames)  # normalised over the whole clip
-    index = {f: i for i, f in enumerate(clip_frames)}
-    focus = job.focus
-    reach = job.depth.stabilise_window
-    if focus.mode in ("point", "matte"):
-        reach += focus.smoothing_window  # the focus of a neighbour reads its stabilised depth
-    lo = max(0, min(index[f] for f in frames) - reach)
-    hi = min(len(clip_frames) - 1, max(index[f] for f in frames) + reach)
-    if focus.mode == "point" and focus.track_from_frame in index:
-        lo, hi = min(lo, index[focus.track_from_frame]), max(hi, index[focus.track_from_frame])
-    return sorted(set(clip_frames[lo:hi + 1]) | set(frames))
+    def files_read(self) -> dict[str, str]:
+        return {}  # nothing on disk: no output can overwrite it

@@ -13,16 +13,13 @@ from focuspull.io.frames import SequencePattern, format_frame_ranges
 from focuspull.io.images import is_complete_frame
 from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
-from focuspull.pipeline.clip import InbandClip
 
 _EXR = (".exr", ".sxr", ".mxr")
 
 
 def output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
     """Channel names written, and the depth channel passed through (or None)."""
-    names = ["R", "G", "B", "A"][:4 if "A" in clip.channel_names else 3]
-    if isinstance(clip, InbandClip):
-        names = clip.channel_names
+    names = clip.colour_channels
     if job.output.setup_view:
         names = ["R", "G", "B"]  # a false-colour view: alpha and depth would mislead
     passthrough = None
@@ -36,13 +33,9 @@ def output_channels(job: RenderJob, clip) -> tuple[list[str], Optional[str]]:
 def check_no_clobber(job: RenderJob, clip, frames: list[int]) -> None:
     """Refuse outputs that are files this render reads: an image or depth frame of the clip,
     compared as real paths (symlinks and ``..`` resolved).  ``--overwrite`` never allows it."""
-    if isinstance(clip, InbandClip):
+    reads = clip.files_read()
+    if not reads:
         return
-    reads: dict[str, str] = {}
-    for f in clip.clip_frames:
-        reads.setdefault(os.path.realpath(clip.pattern.path(f)), "image")
-        if clip.depth_pattern is not None:
-            reads.setdefault(os.path.realpath(clip.depth_pattern.path(f)), "depth")
     targets = []
     if job.output.pattern:
         out = SequencePattern(job.output.pattern)
@@ -84,8 +77,8 @@ def plan_output(job: RenderJob, clip, frames: list[int], names: list[str]) -> tu
     if not job.output.resume:
         raise InputError(f"{len(existing)} output frame{'s' if len(existing) > 1 else ''} already "
                          f"exist: {job.output.pattern} frames {format_frame_ranges(existing)}",
-                         "pass --resume to keep finished frames and render the rest, "
-                         "or --overwrite to replace them")
+                         "use 'output.resume' to keep finished frames and render the rest, "
+                         "or 'output.overwrite' to replace them", field="output.resume")
     shape = (clip.height, clip.width, len(names))
     # An EXR of another render (other lens, the setup view...) is not a finished frame of this one.
     same_render = {FINGERPRINT_KEY: job.fingerprint()} if is_exr(job.output.pattern) else None
@@ -103,11 +96,11 @@ def check_preview_target(job: RenderJob) -> None:
         os.makedirs(preview_dir, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the preview directory {preview_dir}: {exc.strerror}",
-                         "pass --preview in a writable directory") from None
+                         "give 'output.preview' a path in a writable directory", field="output.preview") from None
     if os.path.exists(preview) and not (job.output.overwrite or job.output.resume):
         raise InputError(f"the preview {preview} already exists",
-                         "pass --overwrite to replace it, --resume to rebuild it over the whole range, "
-                         "or another --preview path")
+                         "use 'output.overwrite' to replace it, 'output.resume' to rebuild it over "
+                         "the whole range, or give another 'output.preview' path", field="output.preview")
 
 
 def is_exr(path: Optional[str]) -> bool:

@@ -28,19 +28,18 @@ from typing import Callable, Mapping, Optional
 import numpy as np
 
 from focuspull.stages import focus as focus_ops
-from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError, LensError
+from focuspull.errors import Cancelled, DepthError, InputError, JobSpecError
 from focuspull.io.frames import SequencePattern, format_frame_ranges
 from focuspull.io.images import read_image, write_image
 from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
-from focuspull.stages.lens import (ArtisticLens, LinearLens, ThinLens, coc_from_depth, coc_from_disparity,
-                            disparity_from_depth)
+from focuspull.stages.lens import coc_from_depth, coc_from_disparity, disparity_from_depth
+from focuspull.pipeline.plan import LensPlan, RenderSection
 from focuspull.pipeline.progress import Throughput
+from focuspull.stages.models import ModelCache
 from focuspull.pipeline.clip import DiskClip, InbandClip
 from focuspull.pipeline.output_plan import check_no_clobber, is_exr, output_channels, output_transfer, plan_output
 
-# Focus on "infinity" (a point on the sky, disparity 0) is a focus distance this far away.
-_FAR_FOCUS_DISPARITY = 1e-6
 
 
 @dataclass
@@ -68,15 +67,13 @@ class JobResult:
 class _Disparity:
     """Disparity per clip index: raw (metric or per-clip normalised) and stabilised."""
 
-    def __init__(self, job: RenderJob, clip) -> None:
+    def __init__(self, job: RenderJob, clip, models: ModelCache) -> None:
         self.job, self.clip = job, clip
         self.index = {f: i for i, f in enumerate(clip.clip_frames)}
         self._estimator = None
         self._clip_range = None
         if job.depth.kind == "model":
-            from focuspull.stages.depth.sources import get_estimator  # noqa: PLC0415 - torch only when needed
-
-            self._estimator = get_estimator(job.depth.model, job.depth.checkpoint_dir or "", job.device)
+            self._estimator = models.get("depth", job.depth.model, job.depth.checkpoint_dir or "")
         self._stabiliser = None
         if job.depth.stabilise_window > 0:
             from focuspull.stages.depth.stabilise import DepthStabiliser  # noqa: PLC0415
@@ -108,7 +105,8 @@ class _Disparity:
                              f"{self.clip.width} x {self.clip.height}", "give every depth frame the image size")
         if not np.isfinite(disparity).all():
             raise DepthError(f"frame {frame}: disparity has {int((~np.isfinite(disparity)).sum())} "
-                             "non-finite pixels", "fix the depth of that frame, or pass --bad-depth far")
+                             "non-finite pixels", "fix the depth of that frame, or set 'depth.bad_depth' to far",
+                             field="depth.bad_depth")
         return disparity
 
     def _estimate(self, frame: int) -> np.ndarray:
@@ -153,7 +151,7 @@ class _Focus:
             if start not in index:
                 raise InputError(f"the focus point is picked on frame {start}, which is not in the clip "
                                  f"({format_frame_ranges(self.clip.clip_frames)})",
-                                 "pick the point on a frame of the input (--focus-point X,Y@FRAME)")
+                                 "pick the point on a frame of the input", field="focus.track_from_frame")
             # Track over every clip frame between the pick and the frames needed, so the
             # position at t does not depend on where a chunk starts.
             a, b = min(index[start], lo), max(index[start], hi)
@@ -172,11 +170,7 @@ class _Focus:
         return focus_ops.focus_disparity_from_matte(disparity, self.clip.channel(frame, f.matte_channel))
 
     def at(self, frame: int) -> float:
-        f = self.job.focus
-        if f.mode == "distance":
-            return 1.0 / f.distance_m.value_at(frame)
-        if f.mode == "disparity":
-            return f.disparity.value_at(frame)
+        """The disparity a point or matte picked for ``frame`` (smoothed when asked)."""
         return self._smoothed[self.disparity.index[frame]]
 
 
@@ -191,43 +185,10 @@ def _check_depth_values(job: RenderJob, depth: np.ndarray) -> None:
                          "fix the depth of that frame, or pass --bad-depth far")
 
 
-# --------------------------------------------------------------------------- lens
-def lens_at(job: RenderJob, frame: int, focus_disparity: float):
-    """The lens of ``frame`` (keyframes evaluated) focused at ``focus_disparity``."""
-    lens = job.lens
-    if lens.mode == "physical":
-        focus_disparity = max(focus_disparity, _FAR_FOCUS_DISPARITY)
-        return ThinLens(lens.focal_length_mm.value_at(frame), lens.fstop.value_at(frame),
-                        lens.sensor_width_mm.value_at(frame), 1.0 / focus_disparity,
-                        cg_camera=lens.cg_camera)
-    if lens.size_px is not None:
-        if focus_disparity <= 0:
-            raise LensError(f"frame {frame}: focus is at infinity (disparity {focus_disparity:g}); "
-                            "--size is the blur at infinity, which would then be 0",
-                            "focus on something nearer, or use --k")
-        return ArtisticLens(lens.size_px.value_at(frame), focus_disparity)
-    return LinearLens(lens.k.value_at(frame), focus_disparity)
-
-
-def _check_lens_everywhere(job: RenderJob, frames: list[int]) -> None:
-    """Raise a LensError now rather than on frame 87 of 100."""
-    if job.depth.depth_math == "direct":
-        return  # the depth channel is the CoC: lens and focus settings play no part
-    for frame in frames:
-        if job.focus.mode == "distance":
-            lens_at(job, frame, 1.0 / job.focus.distance_m.value_at(frame))
-        elif job.lens.mode == "physical":
-            ThinLens(job.lens.focal_length_mm.value_at(frame), job.lens.fstop.value_at(frame),
-                     job.lens.sensor_width_mm.value_at(frame), 1e6)
-        elif job.lens.size_px is not None and job.lens.size_px.value_at(frame) < 0:
-            raise LensError(f"frame {frame}: size is {job.lens.size_px.value_at(frame)}",
-                            "keep --size >= 0 on every frame")
-
-
 # --------------------------------------------------------------------------- the driver
 def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None,
             cancelled: Optional[Callable[[], bool]] = None,
-            inband: Optional[Mapping] = None) -> JobResult:
+            inband: Optional[Mapping] = None, models: Optional[ModelCache] = None) -> JobResult:
     """Render ``job``; see the module docstring and docs/contracts.md.
 
     Args:
@@ -236,6 +197,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         cancelled: polled before every frame; True abandons the run with
             :class:`~focuspull.errors.Cancelled` (finished frames stay, nothing partial).
         inband: ``{frame: {"rgba": H x W x C, "depth": H x W}}`` instead of files.
+        models: the device's loaded models (the server's worker keeps one cache per device);
+            None = load what the job needs for this run only.
     Raises:
         InputError (and subclasses) before anything is rendered when the job cannot run.
     """
@@ -247,17 +210,20 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                            "set input.pattern (e.g. shot.####.exr) or send the frames with the job")
     if job.depth.depth_math == "direct" and job.depth.stabilise_window > 0:
         raise JobSpecError("depth stabilisation needs depth, but depth_math is 'direct' (a CoC pass)",
-                           "drop --stabilise for a direct CoC channel")
+                           "set 'depth.stabilise_window' to 0 for a direct CoC channel",
+                           field="depth.stabilise_window")
     clip = InbandClip(job, inband) if inband is not None else DiskClip(job)
     frames = list(clip.frames)
     check_no_clobber(job, clip, frames)
-    _check_lens_everywhere(job, frames)
-    if job.focus.mode == "matte" and not isinstance(clip, InbandClip):
+    lenses = LensPlan(job, clip.width)
+    if job.depth.depth_math != "direct":  # a CoC pass: lens and focus settings play no part
+        lenses.preflight(frames)
+    if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
     if job.depth.kind != "model":
         clip.check_depth(lambda frame, depth: _check_depth_values(job, depth))  # NaN on frame 87: now
-    render = _renderer(job, cancelled)  # checks aperture and highlights
-    disparity = _Disparity(job, clip)  # loads the depth model, if any
+    render = _renderer(job, lenses, cancelled)  # checks the device
+    disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
     names, passthrough = output_channels(job, clip)
     to_render, skipped = plan_output(job, clip, frames, names)
     result = JobResult(skipped=skipped)
@@ -288,7 +254,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
                 continue
             if cancelled is not None and cancelled():
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
-                                "finished frames are complete on disk; run again with --resume")
+                                "finished frames are complete on disk; render again using 'output.resume'", field="output.resume")
             image = render(frame, clip, disparity, focus)
             path = None
             if out is not None:
@@ -323,38 +289,34 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     return result
 
 
-def _renderer(job: RenderJob, cancelled: Optional[Callable[[], bool]] = None):
+def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[], bool]] = None):
     """``render(frame, clip, disparity, focus) -> H x W x C`` for this job (torch loads here)."""
-    from focuspull.stages.aperture import Aperture  # noqa: PLC0415
-    from focuspull.stages.render.layered import Highlights, render_coc  # noqa: PLC0415
+    from focuspull.stages.render.layered import render_coc  # noqa: PLC0415
 
     _check_device(job.device)
-    aperture = Aperture(job.aperture.blades, job.aperture.rotation_deg, job.aperture.roundness)
-    highlights = (Highlights(job.highlights.threshold, job.highlights.gain)
-                  if job.highlights.threshold is not None else None)
-    max_px = job.lens.max_size_px
+    section = RenderSection.from_job(job)
+    direct = job.depth.depth_math == "direct"
 
     def render(frame: int, clip, disparity: _Disparity, focus: _Focus) -> np.ndarray:
         image = clip.colour(frame)
-        if job.depth.depth_math == "direct":
-            coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=max_px,
+        if direct:
+            coc = coc_from_depth(clip.depth(frame), None, "direct", max_radius_px=section.max_radius_px,
                                  bad_depth=job.depth.bad_depth)
         else:
-            focus_disparity = focus.at(frame)
-            lens = lens_at(job, frame, focus_disparity)
-            coc = coc_from_disparity(disparity.at(frame), lens.focus_disparity,
-                                     lens.k_px(clip.width), max_px)
-        if job.output.setup_view:
+            optics = lenses.at(frame, None if lenses.fixed_focus else focus.at(frame))
+            coc = coc_from_disparity(disparity.at(frame), optics.focus_disparity, optics.k_px,
+                                     section.max_radius_px)
+        if section.setup_view:
             from focuspull.stages.render.setup_view import focal_plane_setup  # noqa: PLC0415
 
             return np.asarray(focal_plane_setup(image, coc), dtype=np.float32)[:, :, :3]
         try:
-            rendered = render_coc(image, coc, aperture=aperture, highlights=highlights,
-                                  plane_spacing_px=job.plane_spacing_px, device=job.device,
+            rendered = render_coc(image, coc, aperture=section.aperture, highlights=section.highlights,
+                                  plane_spacing_px=section.plane_spacing_px, device=section.device,
                                   cancelled=cancelled)
         except Cancelled:
             raise Cancelled(f"cancelled while rendering frame {frame}; it was not written",
-                            "finished frames are complete on disk; run again with --resume") from None
+                            "finished frames are complete on disk; render again using 'output.resume'", field="output.resume") from None
         return np.asarray(rendered, dtype=np.float32)
 
     return render
@@ -367,18 +329,19 @@ def _check_device(name: str) -> None:
     try:
         device = torch.device(name)
     except (RuntimeError, ValueError, TypeError):
-        raise InputError(f"unknown device {name!r}", "pass --device cpu, cuda or cuda:N") from None
+        raise InputError(f"unknown device {name!r}", "set 'device' to cpu, cuda or cuda:N", field="device") from None
     if device.type == "cpu":
         return
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise InputError(f"device {name!r}: CUDA is not available on this machine",
-                             "use --device cpu (or run on a machine with an NVIDIA GPU)")
+                             "set 'device' to cpu (or run on a machine with an NVIDIA GPU)", field="device")
         count = torch.cuda.device_count()
         if device.index is not None and device.index >= count:
             raise InputError(f"device {name!r}: this machine has {count} CUDA device{'s' if count != 1 else ''}",
-                             f"pass --device cuda:0 .. cuda:{count - 1}, or --device cpu")
+                             f"set 'device' to cuda:0 .. cuda:{count - 1}, or cpu", field="device")
         return
     if device.type == "mps" and torch.backends.mps.is_available():
         return
-    raise InputError(f"device {name!r} is not supported here", "pass --device cpu, cuda or cuda:N")
+    raise InputError(f"device {name!r} is not supported here", "set 'device' to cpu, cuda or cuda:N",
+                     field="device")

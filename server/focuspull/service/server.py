@@ -27,11 +27,12 @@ from focuspull.service.budgets import SEND_HWM, SendBudget, check_render_memory
 from focuspull.service.config import ServerConfig
 from focuspull.service.jobs import CANCELLED, FINISHED, QUEUED, FairQueue, Job
 from focuspull.service.paths import PathPolicy
-from focuspull.service.worker import PipelineRunner, Runner, Worker, describe
+from focuspull.service.worker import PipelineRunner, Runner, Worker, describe, offered
 
 log = logging.getLogger("focuspull.service")
 
-STAGES = ("depth", "lens", "mpi", "render", "refine")
+#: Stages a server without a loaded pipeline still offers (echo jobs); the workers say the rest.
+BASE_STAGES = ("echo",)
 _HISTORY = 256  # finished jobs kept for 'jobs' listings
 _POLL_MS = 100
 _FLUSH_POLL_MS = 10  # while messages wait for a slow reader
@@ -98,8 +99,7 @@ class Server:
         self.last_seen: dict[bytes, float] = {}
         self.recent_submits: OrderedDict[tuple[bytes, str], dict] = OrderedDict()
         self.stopping = threading.Event()
-        self.runner_factory = runner_factory or (
-            lambda device: PipelineRunner(device, max_render_bytes=config.max_render_mb * 2**20))
+        self.runner_factory = runner_factory or PipelineRunner
         self.ctx = ctx or zmq.Context.instance()
         self.devices = resolve_devices(config.device)
         self.workers: list[Worker] = []
@@ -152,7 +152,11 @@ class Server:
         pull = self.ctx.socket(zmq.PULL)
         pull.bind(events_endpoint)
         worker_stop = threading.Event()
-        self.workers = [Worker(d, self.queue, self.ctx, events_endpoint, self.runner_factory, worker_stop,
+        factory = self.runner_factory
+        if factory is PipelineRunner:  # the real pipeline keeps to the render-memory budget
+            def factory(device: str) -> Runner:
+                return PipelineRunner(device, max_render_bytes=self.config.max_render_mb * 2**20)
+        self.workers = [Worker(d, self.queue, self.ctx, events_endpoint, factory, worker_stop,
                                budget=self.budget)
                         for d in self.devices]
         for w in self.workers:
@@ -312,15 +316,23 @@ class Server:
         return "pong", {"time": time.time()}
 
     def _on_hello(self, ident, msg, frames):
-        models = sorted({m for w in self.workers if w.runner is not None and hasattr(w.runner, "models")
-                         for m in w.runner.models()})
+        # A worker still loading counts: its runner is the factory's; one that failed to load does not.
+        live = [w for w in self.workers if w.load_error is None]
+        stages, models = list(BASE_STAGES), []
+        if live and self.runner_factory is PipelineRunner:
+            pipeline_stages, models = offered()
+            stages += pipeline_stages
+        elif live:
+            runners = [w.runner for w in live if w.runner is not None]
+            models = sorted({m for r in runners if hasattr(r, "models") for m in r.models()})
+            stages += sorted({s for r in runners if hasattr(r, "stages") for s in r.stages()})
         limits = {"max_message_bytes": self.limits.max_message_bytes,
                   "max_header_bytes": self.limits.max_header_bytes,
                   "max_arrays": self.limits.max_arrays, "max_frames": self.config.max_frames,
                   "max_queued": self.config.max_queued, "dtypes": list(protocol.DTYPES),
                   "heartbeat_s": self.config.heartbeat_s, "client_timeout_s": self.config.client_timeout_s}
         return "welcome", {"server": focuspull.__version__, "protocol": protocol.PROTOCOL_VERSION,
-                           "devices": list(self.devices), "stages": list(STAGES), "models": models,
+                           "devices": list(self.devices), "stages": stages, "models": models,
                            "limits": limits}
 
     def _on_status(self, ident, msg, frames):

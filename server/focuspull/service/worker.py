@@ -51,11 +51,17 @@ class PipelineRunner:
         # Imported here, in the worker thread, so torch loads once per process and
         # host-side imports of focuspull.service.* stay light.
         from focuspull.pipeline import run as pipeline
+        from focuspull.stages.models import ModelCache
 
         self._run_job = pipeline.run_job
+        self.cache = ModelCache(device)  # models load once per device and stay for later jobs
 
     def models(self) -> list[str]:
-        return []
+        """``["depth:tiny", ...]``: every model a job may name (registered by import string)."""
+        return offered()[1]
+
+    def stages(self) -> list[str]:
+        return offered()[0]
 
     def __call__(self, job: Job, on_event, cancelled) -> Outcome:
         spec = job.spec
@@ -63,9 +69,9 @@ class PipelineRunner:
             spec = spec.replace(device=self.device)
         if self.max_render_bytes is not None and job.inband is None and spec.input.pattern:
             self._check_frame_size(spec)
-        result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband)
+        result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband,
+                               models=self.cache)
         return Outcome(list(result.rendered), list(result.skipped), dict(result.frames or {}))
-
 
     def _check_frame_size(self, spec) -> None:
         """Refuse frames too big to render within the budget, from one file's header."""
@@ -81,6 +87,15 @@ class PipelineRunner:
         except FocuspullError:
             return  # preflight reports it with every other problem
         check_render_memory(header.height, header.width, min(header.nchannels, 4), self.max_render_bytes)
+
+
+def offered() -> tuple[list[str], list[str]]:
+    """(stages, models) the real pipeline runs: refine only when a refiner is registered.
+    From the registry alone (no torch), so a server answers hello while its workers load."""
+    from focuspull.stages.models import MODELS
+
+    models = [f"{kind}:{name}" for kind in MODELS for name in sorted(MODELS[kind])]
+    return ["depth", "render"] + (["refine"] if MODELS["refine"] else []), models
 
 
 def echo(job: Job, on_event, cancelled) -> Outcome:

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -265,12 +266,18 @@ def describe(path: Optional[str], front_end: str = "job") -> str:
 
 
 def translate(message: str, path: Optional[str], front_end: str) -> str:
-    """``message`` with the job field ``'path'`` said in ``front_end``'s words
+    """``message`` in ``front_end``'s words: the job field ``path`` (quoted or bare) and every
+    other quoted job field (``'output.resume'``) named as that front end names it
     (``"'lens.fstop' must be ..."`` -> ``"--fstop must be ..."`` for the CLI)."""
-    if not path or front_end == "job":
+    if front_end == "job":
         return message
-    said = describe(path, front_end)
-    return message.replace(f"job field '{path}'", said).replace(f"'{path}'", said)
+    if path:
+        said = describe(path, front_end)
+        message = message.replace(f"job field '{path}'", said)
+        if "." in path:  # a bare one-word name ("device") is too often an ordinary word
+            message = re.sub(rf"(?<![\w.']){re.escape(path)}(?![\w'])", said, message)
+    return re.sub(r"'([a-z_]+(?:\.[a-z_]+)?)'",
+                  lambda m: describe(m.group(1), front_end) if m.group(1) in _BY_PATH else m.group(0), message)
 
 
 def shorten(value: Any, limit: int = 60, quote: bool = True) -> str:

@@ -270,3 +270,9 @@ def _as_2d(array: np.ndarray, what: str) -> np.ndarray:
         raise InputError(f"{what} must be H x W, got shape {array.shape}",
                          f"pass a single-channel {what}")
     return array
+
+
+def smoothing_reach(window: int) -> int:
+    """Frames on each side of frame t whose picked focus :func:`smooth_focus` reads: the
+    stage's declared reach, used by preflight, chunking and the farm."""
+    return max(0, int(window))

@@ -135,4 +135,6 @@ def test_registry_builds_through_registered_factory():
         assert est(np.ones((2, 3, 3), np.float32)).shape == (2, 3)
         assert "test-luma" in depth.estimator_names()
     finally:
-        depth._ESTIMATORS.pop("test-luma", None)
+        from focuspull.stages.models import MODELS
+
+        MODELS["depth"].pop("test-luma", None)

@@ -18,9 +18,10 @@ Estimators
 ----------
 An estimator is any callable ``rgb (H x W x 3 float32, scene-linear) -> disparity
 (H x W float32, near = large, arbitrary scale)``.  Factories ``factory(checkpoint_dir,
-device) -> estimator`` are registered by name in the one registry of this module
-(:func:`register_estimator`, :func:`get_estimator`); every call builds a fresh instance,
-there are no global model singletons.  ``"tiny"`` is :class:`TinyDepthNet`, a small
+device) -> estimator`` are registered by name in the one model registry,
+:data:`focuspull.stages.models.MODELS` (by import string; :func:`register_estimator` at run
+time); :func:`get_estimator` builds a fresh instance, and the server keeps one per device in a
+:class:`~focuspull.stages.models.ModelCache`.  ``"tiny"`` is :class:`TinyDepthNet`, a small
 CNN used by tests and as the reference for the loading code.
 """
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 
 from focuspull.errors import DepthError, InputError, ModelError
+from focuspull.stages.models import model_names, register_model, resolve_factory
 
 # --------------------------------------------------------------------------- clip range
 
@@ -187,30 +189,20 @@ class DepthEstimator(Protocol):
 EstimatorFactory = Callable[[str, str], DepthEstimator]
 
 #: The one registry of depth estimators: name -> factory(checkpoint_dir, device).
-_ESTIMATORS: dict[str, EstimatorFactory] = {}
-
-
 def register_estimator(name: str, factory: EstimatorFactory) -> None:
-    """Register ``factory(checkpoint_dir, device) -> estimator`` under ``name``."""
-    if not isinstance(name, str) or not name:
-        raise InputError(f"estimator name must be a non-empty string, got {name!r}",
-                         "register under a short name such as 'tiny'")
-    if name in _ESTIMATORS and _ESTIMATORS[name] is not factory:
-        raise InputError(f"a depth estimator named {name!r} is already registered",
-                         "pick another name")
-    _ESTIMATORS[name] = factory
+    """Register ``factory(checkpoint_dir, device) -> estimator`` (or an import string) under
+    ``name`` in the one model registry (:mod:`focuspull.stages.models`)."""
+    register_model("depth", name, factory)
 
 
 def estimator_names() -> tuple[str, ...]:
-    return tuple(sorted(_ESTIMATORS))
+    return model_names("depth")
 
 
 def get_estimator(name: str, checkpoint_dir: str, device: str = "cpu") -> DepthEstimator:
-    """Build a fresh estimator ``name`` from the local ``checkpoint_dir`` on ``device``."""
-    if name not in _ESTIMATORS:
-        raise ModelError(f"unknown depth estimator {name!r}",
-                         f"use one of: {', '.join(estimator_names()) or '(none registered)'}")
-    return _ESTIMATORS[name](checkpoint_dir, device)
+    """Build a fresh estimator ``name`` from the local ``checkpoint_dir`` on ``device``
+    (the server keeps one per device in a :class:`~focuspull.stages.models.ModelCache`)."""
+    return resolve_factory("depth", name)(checkpoint_dir, device)
 
 
 # --------------------------------------------------------------------------- TinyDepthNet
@@ -363,12 +355,10 @@ class TinyDepthEstimator:
         return out[0, 0].float().cpu().numpy().astype(np.float32)
 
 
-def _tiny_factory(checkpoint_dir: str, device: str = "cpu") -> TinyDepthEstimator:
+def tiny_estimator(checkpoint_dir: str, device: str = "cpu") -> TinyDepthEstimator:
+    """Factory registered as ``"tiny"`` in :data:`focuspull.stages.models.MODELS`."""
     model = _tiny_depth_net_class().from_pretrained(checkpoint_dir, device=device)
     return TinyDepthEstimator(model, device)
-
-
-register_estimator("tiny", _tiny_factory)
 
 
 def __getattr__(name: str):

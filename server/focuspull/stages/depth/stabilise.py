@@ -235,3 +235,9 @@ def _checked_frame(get_disparity: Callable[[int], np.ndarray], i: int,
                          "non-finite pixels", "convert depth with bad_depth='far' (or fix "
                          "the depth pass) before stabilising")
     return frame
+
+
+def stabiliser_reach(window: int) -> int:
+    """Frames on each side of frame t that its stabilised depth reads (t-w..t+w): the
+    stage's declared reach, used by preflight, chunking and the farm."""
+    return max(0, int(window))
