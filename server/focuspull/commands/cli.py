@@ -90,6 +90,8 @@ def quiet_openmp_waits() -> None:
     two threads on a busy 2-core machine rendered a 1080p frame in 12-22 s instead of 2.5 s
     (bench/speed.py, load ~9).  Must happen before torch loads; commands load it lazily.
     """
+    import os  # noqa: PLC0415
+
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
