@@ -234,3 +234,14 @@ def test_in_band_bad_depth_fails_before_rendering():
                                      "focus": {"mode": "distance", "distance_m": 2.0}}),
                 inband=frames, on_event=events.append)
     assert events == []
+
+
+def test_the_depth_check_of_every_frame_can_be_cancelled():
+    from focuspull.errors import Cancelled
+    from focuspull.io.preflight import check_depth_values
+
+    seen = []
+    with pytest.raises(Cancelled):
+        check_depth_values(lambda f: np.ones((2, 2), np.float32), range(1, 1001),
+                           lambda f, d: seen.append(f), cancelled=lambda: len(seen) >= 3)
+    assert seen == [1, 2, 3]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import OpenImageIO as oiio
 
-from focuspull.errors import InputError, SequenceError
+from focuspull.errors import Cancelled, InputError, SequenceError
 from focuspull.io.channels import find_depth_channel
 from focuspull.io.frames import as_pattern, format_frame_ranges
 from focuspull.io.metadata import metadata_from_spec
@@ -220,17 +220,20 @@ def read_channel(path: str, channel: str):
     return np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width)
 
 
-def check_depth_values(depth_of, frames, check) -> None:
+def check_depth_values(depth_of, frames, check, cancelled=None) -> None:
     """Read the depth of every frame and run ``check(frame, depth)`` on it, before any render.
 
     ``depth_of(frame) -> H x W`` reads one frame's depth (:func:`read_channel` for files: only
     that channel); ``check`` raises an :class:`InputError` for values the render would refuse
     (NaN, negative, zero distance...).  One :class:`SequenceError` lists every bad frame, so a
     NaN on frame 87 stops the job before frame 1 is rendered, not after 86 frames.
+    ``cancelled()`` is polled between frames (a long sequence is a long check).
     """
     problems: list[str] = []
     bad_frames: list[int] = []
     for frame in frames:
+        if cancelled is not None and cancelled():
+            raise Cancelled("cancelled while checking the depth of every frame", "nothing was rendered")
         try:
             check(frame, depth_of(frame))
         except InputError as exc:

@@ -71,11 +71,12 @@ class DiskClip:
                                           if pattern is self.pattern else "linear")
         return self._cache[key]
 
-    def check_depth(self, check) -> None:
+    def check_depth(self, check, cancelled=None) -> None:
         """``check(frame, depth)`` on every frame the render reads, reading only the depth
         channel (truncated files fail here too), before the first frame renders."""
         pattern = self.depth_pattern if self.depth_pattern is not None else self.pattern
-        check_depth_values(lambda f: read_channel(pattern.path(f), self.depth_channel), self.frames_read, check)
+        check_depth_values(lambda f: read_channel(pattern.path(f), self.depth_channel), self.frames_read, check,
+                           cancelled)
 
     def colour(self, frame: int) -> np.ndarray:
         return self._read(self.pattern, frame).rgba()
@@ -145,9 +146,9 @@ class InbandClip:
         self.depth_channel = None
         self.transfer = job.input.transfer or "linear"  # arrays at module boundaries are linear
 
-    def check_depth(self, check) -> None:
+    def check_depth(self, check, cancelled=None) -> None:
         """``check(frame, depth)`` on every frame sent, before the first frame renders."""
-        check_depth_values(self.depth, self.clip_frames, check)
+        check_depth_values(self.depth, self.clip_frames, check, cancelled)
 
     def colour(self, frame: int) -> np.ndarray:
         return np.asarray(self.data[frame]["rgba"], dtype=np.float32)
