@@ -71,7 +71,7 @@ def wait_for_jobs(watcher, reader: SlowReader, predicate, timeout_s: float = 60.
 
 def test_a_client_that_never_reads_pauses_its_job_until_it_reads(start_server):
     srv = start_server("--max-unsent-mb", "1")
-    clip = tiny_clip(range(1, 25), h=256, w=256)  # 24 results of 1 MiB each: far over the budget
+    clip = tiny_clip(range(1, 49), h=256, w=256)  # 48 results of 1 MiB: far over budget + buffers
     table, arrays = protocol.inband_table(clip)
     reader = SlowReader(srv.endpoint)
     try:
@@ -89,7 +89,7 @@ def test_a_client_that_never_reads_pauses_its_job_until_it_reads(start_server):
     finally:
         reader.close()
     results = [m for m in got if m.type == "result"]
-    assert [m.fields["frame"] for m in results] == list(range(1, 25)) * 2
+    assert [m.fields["frame"] for m in results] == list(range(1, 49)) * 2
     for m in results:
         np.testing.assert_array_equal(m.arrays[0], clip[m.fields["frame"]]["rgba"])
     assert [m.type for m in got].count("done") == 2
@@ -97,7 +97,7 @@ def test_a_client_that_never_reads_pauses_its_job_until_it_reads(start_server):
 
 def test_a_silent_paused_client_has_its_job_cancelled_and_the_worker_freed(start_server):
     srv = start_server("--max-unsent-mb", "1", "--client-timeout-s", "1.5")
-    clip = tiny_clip(range(1, 25), h=256, w=256)
+    clip = tiny_clip(range(1, 49), h=256, w=256)
     table, arrays = protocol.inband_table(clip)
     reader = SlowReader(srv.endpoint)
     try:
