@@ -221,7 +221,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
     if job.depth.kind != "model":
-        clip.check_depth(lambda frame, depth: _check_depth_values(job, depth), cancelled)  # NaN on frame 87: now
+        clip.check_depth(lambda frame, depth: _check_depth_values(job, depth))  # NaN on frame 87: now
     render = _renderer(job, lenses, cancelled)  # checks the device
     disparity = _Disparity(job, clip, models or ModelCache(job.device))  # the depth model, if any
     names, passthrough = output_channels(job, clip)
