@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.focuspull-installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench stress clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,14 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The whole suite STRESS_RUNS times in a row, stopping at the first failure (flaky tests are defects).
+STRESS_RUNS ?= 20
+stress: $(STAMP)
+	@for i in $$(seq 1 $(STRESS_RUNS)); do \
+		echo "== stress run $$i of $(STRESS_RUNS)"; \
+		$(PY) -m pytest -p no:cacheprovider -q -x || { echo "stress: run $$i failed"; exit 1; }; \
+	done; echo "stress: $(STRESS_RUNS) runs passed"
 
 bench: $(STAMP)
 	$(PY) bench/speed.py

@@ -22,8 +22,13 @@ import sys
 import tempfile
 import time
 
-import numpy as np
-import torch
+# As the focuspull command does (commands/cli.py quiet_openmp_waits): idle OpenMP threads
+# sleep instead of spinning, which on a shared machine is the difference between 2.5 s and
+# 12-22 s a frame.  Set before torch loads; an OMP_WAIT_POLICY already set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -78,12 +83,44 @@ def peak_ram_child(width: int, height: int, max_radius_px: float) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+_CHILD_RENDER = (
+    "import json, sys, time, numpy as np\n"
+    "from focuspull.stages.render.layered import render_coc\n"
+    "rgb = np.load(sys.argv[1]); coc = np.load(sys.argv[2])\n"
+    "render_coc(rgb[:256, :256], coc[:256, :256])\n"
+    "times = []\n"
+    "for _ in range(int(sys.argv[3])):\n"
+    "    t = time.perf_counter(); render_coc(rgb, coc); times.append(time.perf_counter() - t)\n"
+    "print(json.dumps(times))\n"
+)
+
+
+def against(trees: list[str], rgb, coc, rounds: int) -> dict[str, list[float]]:
+    """``render_coc`` of other checkouts (``DIR/server``), in child processes, round by round
+    in turn, so drifting load on a shared machine hits every tree alike."""
+    times: dict[str, list[float]] = {t: [] for t in trees}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [os.path.join(tmp, "rgb.npy"), os.path.join(tmp, "coc.npy")]
+        np.save(paths[0], rgb)
+        np.save(paths[1], coc)
+        for _ in range(rounds):
+            for tree in trees:
+                env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(tree), "server"))
+                out = subprocess.run([sys.executable, "-c", _CHILD_RENDER, *paths, "1"], env=env,
+                                     capture_output=True, text=True, check=True)
+                times[tree] += json.loads(out.stdout.strip().splitlines()[-1])
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="focuspull runs (median)")
     parser.add_argument("--baseline-repeats", type=int, default=3, help="scatter runs (median)")
     parser.add_argument("--quick", action="store_true", help="1 repeat each, 4K check at 1080p size")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--against", nargs="+", metavar="DIR", default=[],
+                        help="also time these checkouts' render_coc (e.g. the main branch and this one), "
+                             "alternating round by round, for old/new ratios in one run")
     args = parser.parse_args()
     if args.quick:
         args.repeats, args.baseline_repeats = 2, 1
@@ -101,6 +138,9 @@ def main() -> int:
         render_coc(rgb, coc, device="cuda")
         results["focuspull_cuda_s"] = timed(lambda: (render_coc(rgb, coc, device="cuda"),
                                                      torch.cuda.synchronize()), args.repeats)
+    if args.against:
+        results["against_s"] = against(args.against, rgb, coc, args.repeats)
+    results["load_average"] = list(os.getloadavg())
     size = (1920, 1080) if args.quick else (3840, 2160)
     results["peak_ram"] = {"size": list(size), "max_radius_px": 64.0, **peak_ram_child(*size, 64.0)}
 
@@ -115,6 +155,11 @@ def main() -> int:
     if "focuspull_cuda_s" in results:
         med_gpu = statistics.median(results["focuspull_cuda_s"])
         print(f"| focuspull render_coc | cuda | {args.repeats} | {med_gpu:.3f} | {med_sc / med_gpu:.1f}x |")
+    for tree, ts in results.get("against_s", {}).items():
+        print(f"| render_coc of {tree} (child process, alternating) | cpu | {len(ts)} | "
+              f"{statistics.median(ts):.3f} | {med_sc / statistics.median(ts):.1f}x faster |")
+    print(f"\nload average during the run (1, 5, 15 min): {results['load_average']}, OMP_WAIT_POLICY="
+          f"{os.environ.get('OMP_WAIT_POLICY')}")
     ram = results["peak_ram"]
     print(f"\npeak RSS rendering {size[0]}x{size[1]}, max radius 64 px: {ram['peak_mib']:.0f} MiB "
           f"(inputs and libraries {ram['inputs_mib']:.0f} MiB, render +{ram['peak_mib'] - ram['inputs_mib']:.0f} MiB)")

@@ -116,3 +116,34 @@ def test_path_number_parses_back_to_the_frame(frame, padding):
     number = pattern.path(frame)[2:-4]
     assert int(number) == frame
     assert len(number) >= padding
+
+
+# -- hostile patterns (issue 13) --------------------------------------------------------------
+@pytest.mark.parametrize("text", ["o.%0300000000d.exr", "o.%300000000d.exr", "o." + "#" * 100_000 + ".exr",
+                                  "o.%0" + "9" * 10_000 + "d.exr", "o.%021d.exr"])
+def test_a_padding_wider_than_the_bound_is_refused_without_echoing_it(text):
+    with pytest.raises(InputError) as info:
+        SequencePattern(text)
+    assert "digits" in info.value.message and len(str(info.value)) < 400
+
+
+def test_the_widest_allowed_padding_still_names_frames():
+    from focuspull.io.frames import MAX_PADDING
+
+    assert SequencePattern(f"o.%0{MAX_PADDING}d.exr").path(7) == "o." + "7".zfill(MAX_PADDING) + ".exr"
+    assert SequencePattern("o.%000004d.exr").path(7) == "o.0007.exr"  # leading zeros are not width
+
+
+def test_frame_range_errors_do_not_echo_huge_text():
+    with pytest.raises(InputError) as info:
+        parse_frame_range("1-" + "x" * 1_000_000)
+    assert len(str(info.value)) < 500
+
+
+def test_sequence_range_has_the_gaps_and_keeps_the_step():
+    from focuspull.io.frames import sequence_range
+
+    assert sequence_range([1, 2, 3, 5]) == [1, 2, 3, 4, 5]
+    assert sequence_range([1001, 1003, 1005]) == [1001, 1003, 1005]  # on twos: no gap
+    assert sequence_range([1, 3, 5, 9]) == [1, 3, 5, 7, 9]
+    assert sequence_range([7]) == [7] and sequence_range([]) == []

@@ -438,3 +438,44 @@ def test_render_fingerprint_is_written_read_and_checked(tmp_path):
     plain = write_image(tmp_path / "f.0002.exr", _rgbaz()[..., :4])
     assert FINGERPRINT_KEY not in read_image(plain).metadata
     assert not is_complete_frame(plain, expect_attributes={FINGERPRINT_KEY: "0123abcd"})
+
+
+# -- zombies, reused pids and the age fallback (issue 13) -------------------------------------------
+def _temp_of(tmp_path, pid, n, mtime=None):
+    path = tmp_path / f".a.{n:04d}.exr.{host_token()}-{pid}-abcd.tmp.exr"
+    path.write_bytes(b"x")
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_temp_of_a_zombie_writer_is_stale(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, deliberately not reaped
+        with open(f"/proc/{proc.pid}/stat") as fh:
+            assert fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+        zombie = _temp_of(tmp_path, proc.pid, 1)
+        assert [os.path.basename(p) for p in remove_stale_temp_files(str(tmp_path))] == [zombie.name]
+    finally:
+        proc.wait()
+
+
+def test_temp_whose_pid_now_belongs_to_a_younger_process_is_stale(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        reused = _temp_of(tmp_path, proc.pid, 1, mtime=time.time() - 600)  # written before it started
+        live = _temp_of(tmp_path, proc.pid, 2)  # written now: its writer may be this process
+        removed = [os.path.basename(p) for p in remove_stale_temp_files(str(tmp_path))]
+        assert removed == [reused.name] and live.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_temp_of_a_live_old_process_is_stale_after_the_age_bound(tmp_path):
+    parent = os.getppid()  # alive, and started before any temp below
+    fresh = _temp_of(tmp_path, parent, 1)
+    old = _temp_of(tmp_path, parent, 2, mtime=time.time() - STALE_TEMP_AGE_S - 60)
+    removed = [os.path.basename(p) for p in remove_stale_temp_files(str(tmp_path))]
+    assert removed == [old.name] and fresh.exists()

@@ -138,3 +138,110 @@ def test_required_channels_are_checked_on_every_frame(tmp_path):
     assert preflight(pattern, [1, 2], required_channels=["matte.A"]).depth_channel == "Z"
     with pytest.raises(SequenceError, match=r"channel 'matte.A' missing from shot.0003.exr"):
         preflight(pattern, [1, 2, 3], required_channels=["matte.A"])
+
+
+# -- every frame's depth before the first render; gaps (issue 13) -------------------------------
+def _plate(tmp_path, frames, bad=None, h=H, w=W):
+    """RGBA + Z (metres) frames; ``bad = {frame: "nan" | "negative"}`` spoils one depth pixel."""
+    for frame in frames:
+        pixels = np.full((h, w, 5), 0.25, np.float32)
+        pixels[..., 4] = np.linspace(1.0, 6.0, h * w, dtype=np.float32).reshape(h, w)
+        kind = (bad or {}).get(frame)
+        if kind:
+            pixels[h // 2, w // 2, 4] = np.nan if kind == "nan" else -2.0
+        write_image(tmp_path / "in" / f"shot.{frame:04d}.exr", pixels, ["R", "G", "B", "A", "Z"], half=False)
+    return str(tmp_path / "in" / "shot.####.exr")
+
+
+def _job(src, out, frames=()):
+    from focuspull.spec.job import RenderJob
+
+    return RenderJob.from_dict({"input": {"pattern": src}, "frames": list(frames),
+                                "lens": {"mode": "physical", "focal_length_mm": 50.0, "fstop": 1.4},
+                                "focus": {"mode": "distance", "distance_m": 2.0},
+                                "output": {"pattern": out, "half": False}})
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) * 2 // 3])
+
+
+@pytest.mark.parametrize("spoil", ["nan", "negative", "truncated"])
+def test_a_bad_depth_frame_mid_range_fails_before_any_frame_renders(tmp_path, spoil):
+    from focuspull.pipeline.run import run_job
+
+    (tmp_path / "in").mkdir()
+    src = _plate(tmp_path, range(1, 9), bad={6: spoil} if spoil != "truncated" else None, h=64, w=64)
+    if spoil == "truncated":
+        _truncate(tmp_path / "in" / "shot.0006.exr")
+    with pytest.raises(SequenceError) as info:
+        run_job(_job(src, str(tmp_path / "out" / "o.####.exr")))
+    assert "6" in info.value.message and ("truncated" in info.value.message) == (spoil == "truncated")
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())  # nothing rendered
+
+
+def test_bad_depth_far_lets_nan_depth_through(tmp_path):
+    from focuspull.pipeline.run import run_job
+
+    (tmp_path / "in").mkdir()
+    src = _plate(tmp_path, range(1, 4), bad={2: "nan"})
+    job = _job(src, str(tmp_path / "out" / "o.####.exr"))
+    job = job.replace(depth=job.depth.__class__(bad_depth="far"))
+    assert run_job(job).rendered == [1, 2, 3]
+
+
+def test_every_bad_frame_is_listed_in_one_error():
+    from focuspull.io.preflight import check_depth_values
+
+    def check(frame, depth):
+        if not np.isfinite(depth).all():
+            raise InputError("depth has NaN", "")
+
+    depths = {f: np.full((2, 2), np.nan if f in (3, 4, 9) else 1.0, np.float32) for f in range(1, 11)}
+    with pytest.raises(SequenceError) as info:
+        check_depth_values(depths.__getitem__, sorted(depths), check)
+    assert "3 frames (3-4, 9)" in info.value.message
+
+
+def test_a_frame_missing_mid_sequence_is_an_error_unless_frames_are_given(tmp_path):
+    from focuspull.pipeline.run import run_job
+
+    (tmp_path / "in").mkdir()
+    src = _plate(tmp_path, [1, 2, 3, 5, 6])
+    with pytest.raises(SequenceError, match="missing frame 4"):
+        run_job(_job(src, str(tmp_path / "out" / "o.####.exr")))
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    # Asked for explicitly: the frames around the gap render.
+    assert run_job(_job(src, str(tmp_path / "out" / "o.####.exr"), [1, 2, 3, 5, 6])).rendered == [1, 2, 3, 5, 6]
+    # A sequence on twos has no gap.
+    (tmp_path / "twos").mkdir()
+    for f in (1, 3, 5):
+        (tmp_path / "in" / f"shot.{f:04d}.exr").rename(tmp_path / "twos" / f"shot.{f:04d}.exr")
+    assert run_job(_job(str(tmp_path / "twos" / "shot.####.exr"),
+                        str(tmp_path / "o2" / "o.####.exr"))).rendered == [1, 3, 5]
+
+
+def test_in_band_bad_depth_fails_before_rendering():
+    from focuspull.pipeline.run import run_job
+    from focuspull.spec.job import RenderJob
+
+    frames = {f: {"rgba": np.full((8, 8, 4), 0.5, np.float32),
+                  "depth": np.full((8, 8), -1.0 if f == 3 else 2.0, np.float32)} for f in (1, 2, 3)}
+    events = []
+    with pytest.raises(SequenceError, match="frame 3"):
+        run_job(RenderJob.from_dict({"lens": {"mode": "physical", "fstop": 2.0},
+                                     "focus": {"mode": "distance", "distance_m": 2.0}}),
+                inband=frames, on_event=events.append)
+    assert events == []
+
+
+def test_the_depth_check_of_every_frame_can_be_cancelled():
+    from focuspull.errors import Cancelled
+    from focuspull.io.preflight import check_depth_values
+
+    seen = []
+    with pytest.raises(Cancelled):
+        check_depth_values(lambda f: np.ones((2, 2), np.float32), range(1, 1001),
+                           lambda f, d: seen.append(f), cancelled=lambda: len(seen) >= 3)
+    assert seen == [1, 2, 3]

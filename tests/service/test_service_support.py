@@ -79,6 +79,13 @@ class ServerProcess:
         finally:
             self._log.close()
 
+    def wait(self, timeout_s: float = 60.0) -> int:
+        """Wait for the process to exit by itself (after a signal the test sent); its exit code."""
+        try:
+            return self.proc.wait(timeout_s)
+        finally:
+            self._log.close()
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()

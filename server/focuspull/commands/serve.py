@@ -54,6 +54,11 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: server.stop())
     try:
         server.serve()
+        # Shutdown is done; more signals (a second SIGTERM from an impatient init system) must
+        # not kill the process now: Python resets its own handlers to the default (terminate)
+        # while it finalises, an ignored signal stays ignored, so the exit status stays 0.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
     except FocuspullError:
         raise
     except zmq.ZMQError as exc:  # zmq bind errors and the like: say what, exit non-zero

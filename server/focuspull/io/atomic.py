@@ -106,13 +106,47 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _process_state(pid: int) -> tuple[str, float] | None:
+    """``(state letter, start time as a Unix time)`` from /proc, or None where there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+        with open("/proc/stat", "rb") as fh:
+            btime = next(float(line.split()[1]) for line in fh.read().decode().splitlines()
+                         if line.startswith("btime "))
+        fields = stat[stat.rindex(")") + 2:].split()  # the name in (...) may hold spaces
+        return fields[0], btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _writer_alive(pid: int, temp_mtime: float) -> bool:
+    """Whether the process that named a temp of this host may still be writing it.
+
+    Dead when the pid is gone, a zombie (exited, not yet reaped by its parent), or a
+    process that started after the temp was last written (the pid was reused).
+    """
+    if not _pid_alive(pid):
+        return False
+    state = _process_state(pid)
+    if state is None:
+        return True  # no /proc: the age fallback decides
+    letter, started = state
+    if letter in ("Z", "X"):
+        return False
+    return started <= temp_mtime + 2.0  # clock-tick rounding of the start time
+
+
 def remove_stale_temp_files(directory: str, *, max_age_s: float = STALE_TEMP_AGE_S) -> list[str]:
     """Delete temp files left by writers that died (e.g. SIGKILL, power loss).
 
-    A temp written on *this* host is stale when its writer process is gone (a live
-    writer's temp is never touched, however long it takes).  A temp from another host
-    (or of unknown host) cannot be checked -- farm hosts share the filesystem but not
-    the process table -- so it is stale only when not modified for ``max_age_s``.
+    A temp written on *this* host is stale when its writer process is gone: exited, a
+    zombie, or its pid now belongs to a process started after the temp was written.  A
+    temp of another live process of this host is still removed once it has not been
+    written for ``max_age_s`` (a writer writes a frame in seconds; the age covers what /proc
+    cannot tell).  This process's own temps are never touched.  A temp from another host
+    (or of unknown host) cannot be checked -- farm hosts share the filesystem but not the
+    process table -- so it is stale only when not modified for ``max_age_s``.
     Returns the removed paths.
     """
     removed = []
@@ -128,12 +162,13 @@ def remove_stale_temp_files(directory: str, *, max_age_s: float = STALE_TEMP_AGE
             continue
         path = os.path.join(directory, name)
         try:
-            age_s = now - os.path.getmtime(path)
+            mtime = os.path.getmtime(path)
         except OSError:
             continue
+        age_s = now - mtime
         pid = int(match.group("pid"))
         if match.group("host") == here:
-            stale = pid != os.getpid() and not _pid_alive(pid)
+            stale = pid != os.getpid() and (age_s > max_age_s or not _writer_alive(pid, mtime))
         else:
             stale = age_s > max_age_s
         if stale:

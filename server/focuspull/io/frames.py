@@ -22,6 +22,7 @@ steps with ``x`` in ranges that other tools read too.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -33,6 +34,14 @@ _RANGE_ITEM = re.compile(r"^(-?\d+)(?:-(-?\d+)(?:[x:](\d+))?)?$")
 RANGE_EXAMPLE = "'1001-1100', '1-100x2', '1001' or '1,5,10-20'"
 # A frame list longer than this is almost surely a typo (1001-1100000) and would eat memory.
 MAX_FRAMES = 1_000_000
+# Widest frame padding accepted (``####``, ``%08d``): 64-bit frame numbers have 19 digits.
+# Without a bound, ``%0300000000d`` builds a 300-million-character path per frame.
+MAX_PADDING = 20
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``text`` for a message: hostile inputs can be megabytes long, never echo them whole."""
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 4:]} ({len(text)} chars)"
 
 
 class SequencePattern:
@@ -50,19 +59,19 @@ class SequencePattern:
         if isinstance(pattern, os.PathLike):
             pattern = os.fspath(pattern)
         if not isinstance(pattern, str) or not pattern.strip():
-            raise InputError(f"an image sequence pattern must be a non-empty path, got {pattern!r}",
+            raise InputError(f"an image sequence pattern must be a non-empty path, got {_short(repr(pattern))}",
                              "pass e.g. shot.####.exr or shot.%04d.exr")
         self._pattern = pattern
         self.directory, name = os.path.split(pattern)
         tokens = list(_TOKEN.finditer(name))
         if len(tokens) > 1:
-            raise InputError(f"sequence pattern {pattern!r} has {len(tokens)} frame tokens "
-                             f"({', '.join(t.group(0) for t in tokens)}); only one is allowed",
+            raise InputError(f"sequence pattern {_short(repr(pattern))} has {len(tokens)} frame tokens "
+                             f"({_short(', '.join(t.group(0) for t in tokens))}); only one is allowed",
                              "keep one frame token in the file name, e.g. shot.####.exr")
         if _TOKEN.search(self.directory):
             # Per-frame directories are not supported; say so instead of silently
             # treating the token as a literal directory name.
-            raise InputError(f"sequence pattern {pattern!r} has a frame token in its directory",
+            raise InputError(f"sequence pattern {_short(repr(pattern))} has a frame token in its directory",
                              "put the frame number in the file name, e.g. renders/shot.####.exr")
         if not tokens:
             self.is_single_image = True
@@ -78,7 +87,13 @@ class SequencePattern:
         else:
             # %d -> no padding; %4d pads with spaces in C, which no pipeline uses for
             # file names, so it is read as zero padding like %04d.
-            self.padding = int(token.group(2) or 0)
+            digits = token.group(2) or "0"
+            # Compared as text first: int() of a million-digit string is itself slow.
+            self.padding = int(digits) if len(digits.lstrip("0")) <= 3 else MAX_PADDING + 1
+        if self.padding > MAX_PADDING:
+            raise InputError(f"sequence pattern {_short(repr(pattern))} pads frame numbers to "
+                             f"{_short(text, 24)}: more than {MAX_PADDING} digits",
+                             f"use a padding of 1 to {MAX_PADDING} digits, e.g. shot.####.exr or shot.%04d.exr")
 
     # --- naming ----------------------------------------------------------------
     def format_frame(self, frame: int) -> str:
@@ -135,7 +150,7 @@ def parse_frame_range(text: str) -> list[int]:
     syntax for anything else (empty text, reversed ranges, step 0).
     """
     if not isinstance(text, str):
-        raise InputError(f"a frame range must be text, got {type(text).__name__} {text!r}",
+        raise InputError(f"a frame range must be text, got {type(text).__name__} {_short(repr(text))}",
                          f"pass e.g. {RANGE_EXAMPLE}")
     compact = re.sub(r"\s+", "", text)
     if not compact:
@@ -144,18 +159,18 @@ def parse_frame_range(text: str) -> list[int]:
     for item in compact.split(","):
         match = _RANGE_ITEM.match(item)
         if not match:
-            raise InputError(f"cannot read frame range {text!r} (at {item!r})",
+            raise InputError(f"cannot read frame range {_short(repr(text))} (at {_short(repr(item))})",
                              f"use e.g. {RANGE_EXAMPLE}")
         first = int(match.group(1))
         last = int(match.group(2)) if match.group(2) is not None else first
         step = int(match.group(3)) if match.group(3) is not None else 1
         if last < first:
-            raise InputError(f"frame range {item!r} ends before it starts",
+            raise InputError(f"frame range {_short(repr(item))} ends before it starts",
                              f"write the first frame first, e.g. {last}-{first}")
         if step < 1:
-            raise InputError(f"frame range {item!r} has step {step}", "use a step of 1 or more, e.g. 1-100x2")
+            raise InputError(f"frame range {_short(repr(item))} has step {step}", "use a step of 1 or more, e.g. 1-100x2")
         if (last - first) // step + 1 + len(frames) > MAX_FRAMES:
-            raise InputError(f"frame range {text!r} has more than {MAX_FRAMES} frames",
+            raise InputError(f"frame range {_short(repr(text))} has more than {MAX_FRAMES} frames",
                              "check the range for a typo")
         frames.update(range(first, last + 1, step))
     return sorted(frames)
@@ -176,10 +191,27 @@ def format_frame_ranges(frames) -> str:
     return ", ".join(parts)
 
 
+def sequence_range(frames_on_disk) -> list[int]:
+    """Every frame a sequence should have, given the frames found on disk.
+
+    From the first frame to the last at the sequence's own step (the greatest common divisor
+    of the steps between frames: a shot rendered on twos is 1001, 1003, ...), so a frame
+    missing in the middle is in the list but not on disk.  Callers that were given no frame
+    range render this list, and preflight names the gap instead of skipping it silently.
+    """
+    frames = sorted(set(int(f) for f in frames_on_disk))
+    if len(frames) < 2:
+        return frames
+    step = 0
+    for a, b in zip(frames, frames[1:]):
+        step = math.gcd(step, b - a)
+    return list(range(frames[0], frames[-1] + 1, step))
+
+
 def as_pattern(pattern) -> SequencePattern:
     """Accept a :class:`SequencePattern` or anything :class:`SequencePattern` accepts."""
     return pattern if isinstance(pattern, SequencePattern) else SequencePattern(pattern)
 
 
 __all__ = ["SequencePattern", "parse_frame_range", "format_frame_ranges", "as_pattern",
-           "MAX_FRAMES"]
+           "MAX_FRAMES", "MAX_PADDING", "sequence_range"]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import OpenImageIO as oiio
 
-from focuspull.errors import InputError, SequenceError
+from focuspull.errors import Cancelled, InputError, SequenceError
 from focuspull.io.channels import find_depth_channel
 from focuspull.io.frames import as_pattern, format_frame_ranges
 from focuspull.io.metadata import metadata_from_spec
@@ -195,4 +195,58 @@ def preflight(pattern, frames, depth_channel: str | None = None, depth_pattern=N
                         str(depth_pattern) if depth_pattern is not None else None, depth_names)
 
 
-__all__ = ["preflight", "SequenceInfo"]
+def read_channel(path: str, channel: str):
+    """One channel of the first subimage of ``path`` as ``H x W`` float32, reading nothing else
+    into memory; a :class:`SequenceError` saying what is wrong when the file is truncated or
+    corrupt (OpenImageIO decodes every chunk, so a missing one is found here)."""
+    import numpy as np  # noqa: PLC0415
+
+    inp = oiio.ImageInput.open(path)
+    if inp is None:
+        raise SequenceError(f"cannot open {os.path.basename(path)}: {oiio.geterror()}", "re-render or re-copy it")
+    try:
+        spec = inp.spec()
+        names = list(spec.channelnames)
+        if channel not in names:
+            raise SequenceError(f"{os.path.basename(path)} has no channel {channel!r}", "pass --depth-channel")
+        c = names.index(channel)
+        pixels = inp.read_image(0, 0, c, c + 1, "float")
+        if pixels is None or inp.has_error:
+            raise SequenceError(f"{os.path.basename(path)} is truncated or corrupt "
+                                f"({(inp.geterror() or oiio.geterror()).strip()[:200]})",
+                                "re-render or re-copy it")
+    finally:
+        inp.close()
+    return np.asarray(pixels, dtype=np.float32).reshape(spec.height, spec.width)
+
+
+def check_depth_values(depth_of, frames, check, cancelled=None) -> None:
+    """Read the depth of every frame and run ``check(frame, depth)`` on it, before any render.
+
+    ``depth_of(frame) -> H x W`` reads one frame's depth (:func:`read_channel` for files: only
+    that channel); ``check`` raises an :class:`InputError` for values the render would refuse
+    (NaN, negative, zero distance...).  One :class:`SequenceError` lists every bad frame, so a
+    NaN on frame 87 stops the job before frame 1 is rendered, not after 86 frames.
+    ``cancelled()`` is polled between frames (a long sequence is a long check).
+    """
+    problems: list[str] = []
+    bad_frames: list[int] = []
+    for frame in frames:
+        if cancelled is not None and cancelled():
+            raise Cancelled("cancelled while checking the depth of every frame", "nothing was rendered")
+        try:
+            check(frame, depth_of(frame))
+        except InputError as exc:
+            bad_frames.append(frame)
+            message = exc.message if exc.message.startswith("frame ") else f"frame {frame}: {exc.message}"
+            problems.append(message)
+    if problems:
+        shown = "; ".join(problems[:MAX_LISTED])
+        more = f"; and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
+        raise SequenceError(f"bad depth in {len(bad_frames)} frame{'s' if len(bad_frames) > 1 else ''} "
+                            f"({format_frame_ranges(bad_frames)}), found before rendering: {shown}{more}",
+                            "fix or re-render those frames (or pass --bad-depth far for NaN/negative depth, "
+                            "or narrow --frames) and run again")
+
+
+__all__ = ["preflight", "SequenceInfo", "check_depth_values", "read_channel"]

@@ -12,10 +12,10 @@ from typing import Mapping
 import numpy as np
 
 from focuspull.errors import InputError, SequenceError
-from focuspull.io.frames import SequencePattern, format_frame_ranges
 from focuspull.io.colour import Colour, colour_setup, space_from_header
+from focuspull.io.frames import SequencePattern, format_frame_ranges, sequence_range
 from focuspull.io.images import read_image
-from focuspull.io.preflight import preflight
+from focuspull.io.preflight import check_depth_values, preflight, read_channel
 from focuspull.io.transfer import default_transfer_for
 from focuspull.pipeline.plan import frames_read
 from focuspull.spec.job import RenderJob
@@ -46,7 +46,9 @@ class DiskClip:
                 on_disk = depth_frames if on_disk else []
             else:
                 on_disk = [f for f in on_disk if f in set(depth_frames)]
-        self.frames = list(job.frames) or list(on_disk)
+        # No frame range given: the sequence's whole range, so a frame missing in the middle
+        # is named by preflight instead of silently skipped.
+        self.frames = list(job.frames) or sequence_range(on_disk)
         if not self.frames:
             raise SequenceError(f"no frames of {job.input.pattern} on disk",
                                 "check the input pattern (e.g. shot.####.exr) and its directory")
@@ -89,6 +91,13 @@ class DiskClip:
         count = int(self.image(frame).metadata.get("subimages", 1))
         path = self.pattern.path(frame)
         return [read_image(path, transfer="linear", subimage=i) for i in range(1, count)]
+
+    def check_depth(self, check, cancelled=None) -> None:
+        """``check(frame, depth)`` on every frame the render reads, reading only the depth
+        channel (truncated files fail here too), before the first frame renders."""
+        pattern = self.depth_pattern if self.depth_pattern is not None else self.pattern
+        check_depth_values(lambda f: read_channel(pattern.path(f), self.depth_channel), self.frames_read, check,
+                           cancelled)
 
     def colour(self, frame: int) -> np.ndarray:
         return self._read(self.pattern, frame).rgba()
@@ -159,6 +168,10 @@ class InbandClip:
         self.ocio = job_colour(job)
         self.transfer = job.input.transfer or "linear"  # arrays at module boundaries are linear
         self.ocio.resolve(self.transfer)
+
+    def check_depth(self, check, cancelled=None) -> None:
+        """``check(frame, depth)`` on every frame sent, before the first frame renders."""
+        check_depth_values(self.depth, self.clip_frames, check, cancelled)
 
     def colour(self, frame: int) -> np.ndarray:
         return np.asarray(self.data[frame]["rgba"], dtype=np.float32)

@@ -200,6 +200,17 @@ class _Focus:
         return self._smoothed[self.disparity.index[frame]]
 
 
+def _check_depth_values(job: RenderJob, depth: np.ndarray) -> None:
+    """The depth checks of a render, on one frame's depth (preflight of every frame)."""
+    if job.depth.depth_math == "direct":
+        coc_from_depth(depth, None, "direct", max_radius_px=job.lens.max_size_px, bad_depth=job.depth.bad_depth)
+        return
+    disparity = disparity_from_depth(depth, job.depth.depth_math, bad_depth=job.depth.bad_depth)
+    if not np.isfinite(disparity).all():
+        raise DepthError(f"disparity has {int((~np.isfinite(disparity)).sum())} non-finite pixels",
+                         "fix the depth of that frame, or pass --bad-depth far")
+
+
 # --------------------------------------------------------------------------- the driver
 def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None,
             cancelled: Optional[Callable[[], bool]] = None,
@@ -236,6 +247,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
         lenses.preflight(frames)
     if job.focus.mode == "matte":
         clip.channel(frames[0], job.focus.matte_channel)  # a missing matte fails now, not later
+    if job.depth.kind != "model":
+        clip.check_depth(lambda frame, depth: _check_depth_values(job, depth))  # NaN on frame 87: now
     render = _renderer(job, lenses, cancelled, rendered_channel_groups(job, clip))  # checks the device
     models = models or ModelCache(job.device)
     disparity = _Disparity(job, clip, models)  # the depth model, if any

@@ -88,6 +88,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("max_message_mb", _positive_int, 2048, "largest message accepted, MiB", "N"),
     Option("max_queued_mb", _positive_int, 8192,
            "in-band frames held by queued jobs before 'busy' replies, MiB", "N"),
+    Option("max_unsent_mb", _positive_int, 256,
+           "results waiting to be sent to one client, MiB; beyond it that client's job pauses until "
+           "it reads", "N"),
+    Option("max_render_mb", _positive_int, 16384,
+           "estimated render memory of one frame, MiB; jobs with larger frames are refused", "N"),
     Option("heartbeat_s", _positive_float, 1.0, "interval of server heartbeats, seconds", "S"),
     Option("client_timeout_s", _positive_float, 10.0,
            "a client silent this long has its jobs cancelled, seconds", "S"),
@@ -107,6 +112,8 @@ class ServerConfig:
     max_frames: int = 10_000
     max_message_mb: int = 2048
     max_queued_mb: int = 8192
+    max_unsent_mb: int = 256
+    max_render_mb: int = 16384
     heartbeat_s: float = 1.0
     client_timeout_s: float = 10.0
     log_level: str = "info"
@@ -117,6 +124,10 @@ class ServerConfig:
     @property
     def max_message_bytes(self) -> int:
         return self.max_message_mb * 2**20
+
+    @property
+    def max_unsent_bytes(self) -> int:
+        return self.max_unsent_mb * 2**20
 
 
 def is_loopback(endpoint: str) -> bool:

@@ -35,11 +35,12 @@ class Job:
     device: str | None = None
     submitted: float = field(default_factory=time.time)
     finished: float | None = None
+    paused: bool = False  # waiting for its client to read results (backpressure)
 
     def summary(self) -> dict[str, Any]:
         """The job as the ``jobs_reply`` message lists it."""
         return {"job": self.id, "state": self.state, "done": self.done, "total": self.total,
-                "device": self.device, "submitted": self.submitted}
+                "device": self.device, "submitted": self.submitted, "paused": self.paused}
 
     def release(self) -> None:
         """Drop the input buffers once the job has run (they can be gigabytes)."""

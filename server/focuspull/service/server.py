@@ -13,15 +13,17 @@ import hashlib
 import logging
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from typing import Any, Callable
 
 import zmq
 
 import focuspull
 from focuspull import protocol
-from focuspull.errors import Cancelled, FocuspullError, InputError, ProtocolError, ServerBusy, UnknownJob
+from focuspull.errors import (Cancelled, FocuspullError, InputError, JobSpecError, PathPolicyError, ProtocolError,
+                              ServerBusy, UnknownJob)
 from focuspull.service.auth import check_token
+from focuspull.service.budgets import SEND_HWM, SendBudget, check_render_memory
 from focuspull.service.config import ServerConfig
 from focuspull.service.jobs import CANCELLED, FINISHED, QUEUED, FairQueue, Job
 from focuspull.service.paths import PathPolicy
@@ -33,6 +35,7 @@ log = logging.getLogger("focuspull.service")
 BASE_STAGES = ("echo",)
 _HISTORY = 256  # finished jobs kept for 'jobs' listings
 _POLL_MS = 100
+_FLUSH_POLL_MS = 10  # while messages wait for a slow reader
 _RCVHWM = 16  # whole messages ZeroMQ reads ahead per client before the loop takes them
 ZAP_USER = "focuspull"  # PLAIN user name; the password is the token
 
@@ -59,6 +62,14 @@ def resolve_devices(device: str) -> list[str]:
 def check_job_paths(spec: Any, policy: PathPolicy) -> Any:
     """Every path in a RenderJob checked against the policy; returns the job with the
     resolved absolute paths (relative ones are relative to the first root)."""
+    try:
+        return _check_job_paths(spec, policy)
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES... from the file system: the path is bad
+        raise PathPolicyError(f"a path of the job cannot be used: {exc.strerror or type(exc).__name__}",
+                              "pass shorter, plain paths under the server roots") from None
+
+
+def _check_job_paths(spec: Any, policy: PathPolicy) -> Any:
     inp, depth, out = spec.input, spec.depth, spec.output
     if inp.pattern is not None:
         inp = dataclasses.replace(inp, pattern=str(policy.check_sequence(inp.pattern, kind="input.pattern")))
@@ -102,6 +113,10 @@ class Server:
         self.router: zmq.Socket | None = None
         self.bound: str | None = None
         self.authenticator: Any = None
+        # Per client: messages ZeroMQ would not take yet (its send pipe is full because the
+        # client is not reading), in order, with the bytes each counts in ``budget``.
+        self.outbox: dict[bytes, deque] = {}
+        self.budget = SendBudget(config.max_unsent_bytes)
 
     # -- lifecycle -------------------------------------------------------------------
     def stop(self) -> None:
@@ -126,7 +141,9 @@ class Server:
         router.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a reconnecting client keeps its identity
         router.setsockopt(zmq.MAXMSGSIZE, self.config.max_message_bytes)  # per frame, before buffering
         router.setsockopt(zmq.RCVHWM, _RCVHWM)  # bounds read-ahead: MAXMSGSIZE is per frame only
-        router.setsockopt(zmq.SNDHWM, 0)  # results must not be dropped; client timeouts bound memory
+        # A small send pipe per client: when it is full, messages wait in ``outbox`` (counted
+        # in ``budget``, which pauses the client's job) instead of growing without bound.
+        router.setsockopt(zmq.SNDHWM, SEND_HWM)
         router.setsockopt(zmq.LINGER, 1000)
         try:
             router.bind(self.config.bind)
@@ -141,7 +158,12 @@ class Server:
         pull = self.ctx.socket(zmq.PULL)
         pull.bind(events_endpoint)
         worker_stop = threading.Event()
-        self.workers = [Worker(d, self.queue, self.ctx, events_endpoint, self.runner_factory, worker_stop)
+        factory = self.runner_factory
+        if factory is PipelineRunner:  # the real pipeline keeps to the render-memory budget
+            def factory(device: str) -> Runner:
+                return PipelineRunner(device, max_render_bytes=self.config.max_render_mb * 2**20)
+        self.workers = [Worker(d, self.queue, self.ctx, events_endpoint, factory, worker_stop,
+                               budget=self.budget)
                         for d in self.devices]
         for w in self.workers:
             w.start()
@@ -154,7 +176,8 @@ class Server:
         next_beat = time.monotonic()
         try:
             while not self.stopping.is_set():
-                ready = dict(poller.poll(_POLL_MS))
+                ready = dict(poller.poll(_POLL_MS if not self.outbox else _FLUSH_POLL_MS))
+                self._flush()
                 if pull in ready:
                     self._forward_events(pull)
                 if router in ready:
@@ -182,6 +205,8 @@ class Server:
         for w in self.workers:
             w.join(max(0.0, deadline - time.monotonic()))
         self._forward_events(pull)  # let clients see their 'cancelled' errors
+        self._flush()
+        self.outbox.clear()  # clients that do not read are not waited for
         pull.close(linger=0)
         assert self.router is not None
         self.router.close(linger=1000)
@@ -190,12 +215,45 @@ class Server:
         log.info("server stopped")
 
     # -- plumbing ----------------------------------------------------------------------
-    def _send(self, ident: bytes, frames: list) -> None:
+    def _send(self, ident: bytes, frames: list, counted: int = 0, droppable: bool = False) -> None:
+        """Send to a client in order; what ZeroMQ will not take now waits in its outbox.
+
+        ``counted``: bytes this message holds in ``budget`` (released once it is sent or
+        dropped).  ``droppable`` messages (heartbeats) are dropped rather than queued.
+        """
+        box = self.outbox.get(ident)
+        if box:
+            if not droppable:
+                box.append((frames, counted))
+            return
+        if not self._try_send(ident, frames, counted) and not droppable:
+            self.outbox[ident] = deque([(frames, counted)])
+
+    def _try_send(self, ident: bytes, frames: list, counted: int) -> bool:
+        """False when the client's pipe is full; True when sent, or dropped (client gone)."""
         assert self.router is not None
         try:
             self.router.send_multipart([ident, *frames], copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            return False
         except zmq.ZMQError as exc:  # the client went away; its jobs time out via heartbeats
             log.debug("cannot reach client %s: %s", who(ident), exc)
+        if counted:
+            self.budget.release(ident, counted)
+        return True
+
+    def _flush(self) -> None:
+        for ident in list(self.outbox):
+            box = self.outbox[ident]
+            while box and self._try_send(ident, *box[0]):
+                box.popleft()
+            if not box:
+                del self.outbox[ident]
+
+    def _drop_outbox(self, ident: bytes) -> None:
+        for _, counted in self.outbox.pop(ident, ()):
+            if counted:
+                self.budget.release(ident, counted)
 
     def _reply(self, ident: bytes, msg_type: str, fields: dict, arrays=()) -> None:
         self._send(ident, protocol.encode(msg_type, fields, arrays))
@@ -206,7 +264,7 @@ class Server:
                 frames = pull.recv_multipart(flags=zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
-            self._send(frames[0].bytes, frames[1:])
+            self._send(frames[0].bytes, frames[1:], counted=protocol.message_bytes(frames[1:]))
 
     def _beat(self) -> None:
         now = time.time()
@@ -221,11 +279,13 @@ class Server:
                             who(client), silent, len(jobs))
                 for job in jobs:
                     self._cancel(job, "the client stopped sending heartbeats")
+                self._drop_outbox(client)  # nobody will read it; frees a paused worker
             else:
-                self._reply(client, "heartbeat", {})
+                self._send(client, protocol.encode("heartbeat", {}), droppable=True)
         # Forget clients with nothing live, and old finished jobs.
         for client in [c for c in self.last_seen if c not in live and now - self.last_seen[c] > 60]:
             del self.last_seen[client]
+            self._drop_outbox(client)
         finished = [j for j in self.jobs.values() if j.state in FINISHED]
         for job in finished[:max(0, len(finished) - _HISTORY)]:
             del self.jobs[job.id]
@@ -330,7 +390,14 @@ class Server:
         else:
             from focuspull.spec.job import RenderJob  # no torch
 
-            spec = RenderJob.from_dict(msg.fields["job"])
+            try:
+                spec = RenderJob.from_dict(msg.fields["job"])
+            except FocuspullError:
+                raise
+            except Exception as exc:  # numbers the spec let through but could not handle: bad input
+                log.warning("job spec raised %s", type(exc).__name__, exc_info=True)
+                raise JobSpecError(f"the job cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
+                                   "check the job's numbers against focuspull.spec.fields") from None
             n_frames = len(spec.frames) or len(inband or ())
             if n_frames > self.config.max_frames:
                 raise InputError(f"the job has {n_frames} frames; this server takes at most "
@@ -340,6 +407,11 @@ class Server:
                 raise InputError("the job names input.pattern and also carries in-band frames",
                                  "send one or the other")
             spec = check_job_paths(spec, self.policy)
+            if inband:
+                rgba = next(iter(inband.values()))["rgba"]
+                shape = getattr(rgba, "shape", ())
+                if len(shape) == 3:
+                    check_render_memory(shape[0], shape[1], shape[2], self.config.max_render_mb * 2**20)
         if inband:
             # Queued in-band frames stay in memory until their job runs: bound the total.
             held = sum(protocol.message_bytes(j.keepalive) for j in self.jobs.values()

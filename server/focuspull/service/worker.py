@@ -21,7 +21,8 @@ import numpy as np
 import zmq
 
 from focuspull import protocol
-from focuspull.errors import Cancelled
+from focuspull.errors import Cancelled, FocuspullError
+from focuspull.service.budgets import SendBudget, check_render_memory
 from focuspull.service.jobs import CANCELLED, DONE, FAILED, RUNNING, FairQueue, Job
 
 log = logging.getLogger("focuspull.service")
@@ -44,8 +45,9 @@ class Runner(Protocol):
 class PipelineRunner:
     """The real thing: ``focuspull.pipeline.run.run_job`` on one device."""
 
-    def __init__(self, device: str) -> None:
+    def __init__(self, device: str, max_render_bytes: int | None = None) -> None:
         self.device = device
+        self.max_render_bytes = max_render_bytes
         # Imported here, in the worker thread, so torch loads once per process and
         # host-side imports of focuspull.service.* stay light.
         from focuspull.pipeline import run as pipeline
@@ -65,9 +67,26 @@ class PipelineRunner:
         spec = job.spec
         if getattr(spec, "device", self.device) != self.device:
             spec = spec.replace(device=self.device)
+        if self.max_render_bytes is not None and job.inband is None and spec.input.pattern:
+            self._check_frame_size(spec)
         result = self._run_job(spec, on_event=on_event, cancelled=cancelled, inband=job.inband,
                                models=self.cache)
         return Outcome(list(result.rendered), list(result.skipped), dict(result.frames or {}))
+
+    def _check_frame_size(self, spec) -> None:
+        """Refuse frames too big to render within the budget, from one file's header."""
+        from focuspull.io.frames import SequencePattern  # noqa: PLC0415
+        from focuspull.io.images import read_header  # noqa: PLC0415
+
+        pattern = SequencePattern(spec.input.pattern)
+        frames = list(spec.frames) or pattern.frames_on_disk()[:1]
+        if not frames:
+            return  # the pipeline says what is missing
+        try:
+            header = read_header(pattern.path(frames[0]))
+        except FocuspullError:
+            return  # preflight reports it with every other problem
+        check_render_memory(header.height, header.width, min(header.nchannels, 4), self.max_render_bytes)
 
 
 def offered() -> tuple[list[str], list[str]]:
@@ -95,7 +114,8 @@ class Worker(threading.Thread):
     """Takes jobs from ``queue`` until ``stopping`` is set; reports through ``endpoint``."""
 
     def __init__(self, device: str, queue: FairQueue, ctx: zmq.Context, endpoint: str,
-                 runner_factory: Callable[[str], Runner], stopping: threading.Event) -> None:
+                 runner_factory: Callable[[str], Runner], stopping: threading.Event,
+                 budget: SendBudget | None = None) -> None:
         super().__init__(name=f"focuspull-worker-{device}", daemon=True)
         self.device = device
         self.queue = queue
@@ -103,6 +123,7 @@ class Worker(threading.Thread):
         self.endpoint = endpoint
         self.runner_factory = runner_factory
         self.stopping = stopping
+        self.budget = budget
         self.current: Job | None = None
         self.runner: Runner | None = None
         self.ready = threading.Event()
@@ -132,8 +153,24 @@ class Worker(threading.Thread):
             push.close()
 
     def _run(self, job: Job, push: zmq.Socket) -> None:
-        def send(msg_type: str, fields: dict, arrays=()) -> None:
-            push.send_multipart([job.client, *protocol.encode(msg_type, fields, arrays)], copy=False)
+        def send(msg_type: str, fields: dict, arrays=(), wait: bool = True) -> None:
+            frames = protocol.encode(msg_type, fields, arrays)
+            if self.budget is not None:
+                # Counted until ZeroMQ takes it: a client that does not read pauses its job here.
+                n = protocol.message_bytes(frames)
+                if not wait:
+                    self.budget.add(job.client, n)  # final replies (done, error) always go out
+                else:
+                    def paused() -> None:
+                        job.paused = True
+                        log.info("job %s paused: its client is not reading its results", job.id)
+
+                    ok = self.budget.reserve(job.client, n, job.cancel.is_set, on_wait=paused)
+                    job.paused = False
+                    if not ok:
+                        raise Cancelled("job cancelled while its client was not reading its results",
+                                        "finished frames are complete; read results as they come")
+            push.send_multipart([job.client, *frames], copy=False)
 
         def finite(x: Any) -> float | None:  # inf/NaN ("unknown") travel as nil
             return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
@@ -162,7 +199,7 @@ class Worker(threading.Thread):
                 if job.cancel.is_set():
                     raise Cancelled("job cancelled while sending results", "resubmit to get the frames")
                 send("result", {"job": job.id, "frame": int(n)}, [np.asarray(frames[n])])
-            send("done", {"job": job.id, "rendered": [int(n) for n in outcome.rendered],
+            send("done", wait=False, fields={"job": job.id, "rendered": [int(n) for n in outcome.rendered],
                           "skipped": [int(n) for n in outcome.skipped],
                           "elapsed_s": time.perf_counter() - t0})
             job.state = DONE
@@ -173,7 +210,7 @@ class Worker(threading.Thread):
                 log.info("job %s cancelled", job.id)
             else:
                 log.error("job %s failed: %s", job.id, exc, exc_info=not hasattr(exc, "code"))
-            send("error", {"job": job.id, **protocol.error_fields(exc)})
+            send("error", {"job": job.id, **protocol.error_fields(exc)}, wait=False)
         finally:
             job.finished = time.time()
 

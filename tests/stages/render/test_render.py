@@ -311,3 +311,27 @@ def test_in_focus_pixels_beside_a_slightly_defocused_region_are_bit_exact():
     coc[0, 0] = 20.0  # and something far blurred, so the frame is extended and cropped
     out = render_coc(img, coc)
     assert np.array_equal(out[4:, 4:46], img[4:, 4:46])
+
+
+# -- non-finite output is impossible (issue 13) -------------------------------------------------------
+def _ramp_scene(h=24, w=32):
+    rng = np.random.default_rng(3)
+    image = rng.random((h, w, 3)).astype(np.float32)
+    coc = np.tile(np.linspace(-6, 6, w, dtype=np.float32), (h, 1))
+    return image, coc
+
+
+def test_a_highlight_gain_that_overflows_fails_with_the_cause():
+    image, coc = _ramp_scene()
+    image[5, 5] = 1.0  # above the threshold: boosted by 1e308 -> inf
+    with pytest.raises(InputError, match="highlight gain 1e\\+308"):
+        render_coc(image, coc, highlights=Highlights(0.5, 1e308))
+    out = render_coc(image, coc, highlights=Highlights(0.5, 1000.0))  # the registry's maximum
+    assert np.isfinite(out).all()
+
+
+def test_values_that_overflow_under_the_kernel_fail_instead_of_returning_inf():
+    image, coc = _ramp_scene()
+    image[:, :16] = 3.0e38  # finite, but a sum of a few of them is not
+    with pytest.raises(InputError, match="overflowed"):
+        render_coc(image, coc)

@@ -10,7 +10,10 @@ Energy is preserved exactly by each step; edges of bokeh balls soften by ~``s`` 
 from __future__ import annotations
 
 import math
+import threading
+from collections import OrderedDict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,60 +45,115 @@ def _fast_len(n: int) -> int:
     return best
 
 
-def convolve(x: torch.Tensor, kernel: torch.Tensor,
-             clear: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> torch.Tensor:
+# Kernel spectra are reused across rectangles and frames: a plane at the same radius over a
+# rectangle of the same FFT size (sizes are rounded to 2^a 3^b 5^c, so they repeat) needs the
+# same spectrum.  Bounded by bytes, least recently used first out.
+_SPECTRUM_CACHE_BYTES = 256 * 2**20
+_spectra: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
+_spectra_bytes = 0
+_spectra_lock = threading.Lock()
+
+
+def kernel_spectrum(kernel: np.ndarray, fh: int, fw: int, dtype: torch.dtype,
+                    device: torch.device) -> torch.Tensor:
+    """``rfft2`` of ``kernel`` centred at the origin of an ``fh x fw`` grid (cached)."""
+    global _spectra_bytes
+    key = (kernel.tobytes(), kernel.shape, fh, fw, dtype, str(device))
+    with _spectra_lock:
+        hit = _spectra.get(key)
+        if hit is not None:
+            _spectra.move_to_end(key)
+            return hit
+    k = torch.tensor(kernel, device=device, dtype=dtype)  # a copy: cached kernels are read-only
+    r = kernel.shape[-1] // 2
+    # The kernel's centre at the origin (wrapped), so the convolution needs no shift.
+    centred = torch.roll(F.pad(k, (0, fw - k.shape[-1], 0, fh - k.shape[-2])), shifts=(-r, -r), dims=(0, 1))
+    spectrum = torch.fft.rfft2(centred)
+    size = spectrum.numel() * spectrum.element_size()
+    with _spectra_lock:
+        if key not in _spectra:
+            _spectra[key] = spectrum
+            _spectra_bytes += size
+            while _spectra_bytes > _SPECTRUM_CACHE_BYTES and len(_spectra) > 1:
+                _, old = _spectra.popitem(last=False)
+                _spectra_bytes -= old.numel() * old.element_size()
+    return spectrum
+
+
+def _place(x: torch.Tensor, size: tuple[int, int], offset: tuple[int, int]) -> torch.Tensor:
+    """``x`` at ``offset`` on a zero canvas of ``size`` (itself when it already fills it)."""
+    (h, w), (oy, ox) = size, offset
+    ch, cw = x.shape[-2:]
+    if (oy, ox, ch, cw) == (0, 0, h, w):
+        return x
+    return F.pad(x, (ox, w - ox - cw, oy, h - oy - ch))
+
+
+def convolve(x: torch.Tensor, kernel, clear: tuple[bool, bool, bool, bool] = (False, False, False, False),
+             size: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """'Same'-size linear convolution of every channel of ``x`` (1xKxhxw) with ``kernel``.
 
-    ``clear`` says, for the top, bottom, left and right sides, whether ``x`` is already zero
-    within the kernel radius of that side.  There a circular FFT of ``x``'s own size cannot
-    wrap anything around, so no padding (and a smaller FFT) is needed.
+    ``size``/``offset``: ``x`` is the non-zero part of a larger ``size`` canvas, at ``offset``
+    (default: ``x`` is the whole canvas); the result has the canvas size.  ``clear`` says, for
+    the top, bottom, left and right sides, whether the canvas is already zero within the
+    kernel radius of that side.  Where both sides of an axis are, a circular FFT of the
+    canvas's own size cannot wrap anything around; otherwise the FFT is ``radius`` longer
+    (zeros past the end catch the wrap of both sides).
     """
-    ksize = kernel.shape[-1]
+    kernel_np = kernel.detach().cpu().numpy() if isinstance(kernel, torch.Tensor) else np.asarray(kernel)
+    ksize = kernel_np.shape[-1]
     radius = ksize // 2
+    h, w = size if size is not None else x.shape[-2:]
     if ksize == 1:
-        return x * kernel.reshape(())
-    h, w = x.shape[-2:]
+        return _place(x * float(kernel_np.reshape(())), (h, w), offset)
     if ksize == 3:
         # Exact, by nine shifted adds: the planes next to the focal plane are not occluded by
         # it (a split pixel must not hide itself), so FFT round-off there would touch
         # in-focus pixels.  (torch's CPU conv2d on one channel is slower than this or FFT.)
+        x = _place(x, (h, w), offset)
         padded = F.pad(x, (1, 1, 1, 1))
         out = torch.zeros_like(x)
         for dy in (-1, 0, 1):
             for dx in (-1, 0, 1):
-                out += kernel[dy + 1, dx + 1] * padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
+                out += float(kernel_np[dy + 1, dx + 1]) * padded[..., 1 - dy:1 - dy + h, 1 - dx:1 - dx + w]
         return out
-    top, bottom, left, right = (0 if side else radius for side in clear)
-    x = F.pad(x, (left, right, top, bottom))
-    fh, fw = _fast_len(h + top + bottom), _fast_len(w + left + right)
-    # The kernel's centre at the origin, so the result needs no shift.
-    centred = torch.roll(F.pad(kernel, (0, fw - ksize, 0, fh - ksize)), shifts=(-radius, -radius), dims=(0, 1))
-    spectrum = torch.fft.rfft2(x, s=(fh, fw))
-    spectrum *= torch.fft.rfft2(centred)
+    top, bottom, left, right = clear
+    fh = h if (top and bottom) else _fast_len(h + radius)
+    fw = w if (left and right) else _fast_len(w + radius)
+    oy, ox = offset
+    ch, cw = x.shape[-2:]
+    canvas = x.new_zeros((*x.shape[:-2], fh, fw))
+    canvas[..., oy:oy + ch, ox:ox + cw] = x
+    spectrum = torch.fft.rfft2(canvas)
+    spectrum *= kernel_spectrum(kernel_np, fh, fw, x.dtype, x.device)
     full = torch.fft.irfft2(spectrum, s=(fh, fw))
-    return full[..., top:top + h, left:left + w]
+    return full[..., :h, :w]
 
 
 def blur_plane(layer: torch.Tensor, radius_px: float, aperture: Aperture | None,
                level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX,
-               clear: tuple[bool, bool, bool, bool] = (False, False, False, False)) -> torch.Tensor:
+               clear: tuple[bool, bool, bool, bool] = (False, False, False, False),
+               size: tuple[int, int] | None = None, offset: tuple[int, int] = (0, 0)) -> torch.Tensor:
     """Blur a premultiplied layer (1xKxhxw) by the aperture at CoC radius ``radius_px``.
 
-    ``clear``: sides (top, bottom, left, right) along which the layer is zero for at least
+    ``size``/``offset``: the layer is the non-zero part of a ``size`` canvas at ``offset``
+    (default: the layer is the canvas); the result has the canvas size.  ``clear``: sides
+    (top, bottom, left, right) along which the canvas is zero for at least
     ``radius + 2 * scale`` px (see :func:`convolve`).
     """
+    h, w = size if size is not None else layer.shape[-2:]
     radius = abs(radius_px)
     if radius <= 0.5:
-        return layer  # the kernel is a delta
+        return _place(layer, (h, w), offset)  # the kernel is a delta
     scale = level_scale(radius, level_radius_px)
-    h, w = layer.shape[-2:]
-    small = layer
-    if scale > 1:
-        pad_h, pad_w = (-h) % scale, (-w) % scale
-        small = F.avg_pool2d(F.pad(layer, (0, pad_w, 0, pad_h)), scale)
-    kernel = torch.tensor(aperture_kernel(aperture, radius / scale), device=layer.device, dtype=layer.dtype)
-    out = convolve(small, kernel, clear)
-    if scale > 1:
-        out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
-        out = out[..., :h, :w]
-    return out
+    kernel = aperture_kernel(aperture, radius / scale)
+    if scale == 1:
+        return convolve(layer, kernel, clear, (h, w), offset)
+    oy, ox = offset
+    if oy % scale or ox % scale:  # not on the coarse grid: place it first
+        layer, (oy, ox) = _place(layer, (h, w), offset), (0, 0)
+    ch, cw = layer.shape[-2:]
+    small = F.avg_pool2d(F.pad(layer, (0, (-cw) % scale, 0, (-ch) % scale)), scale)
+    out = convolve(small, kernel, clear, (-(-h // scale), -(-w // scale)), (oy // scale, ox // scale))
+    out = F.interpolate(out, scale_factor=scale, mode="bilinear", align_corners=False)
+    return out[..., :h, :w]

@@ -199,6 +199,10 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None].contiguous()
         if highlights is not None:
             x = apply_highlights(x, highlights)
+            if not bool(torch.isfinite(x).all()):
+                raise InputError(f"highlight gain {highlights.gain:g} above threshold {highlights.threshold:g} "
+                                 f"boosts {int((~torch.isfinite(x)).any(dim=1).sum())} pixels beyond the float32 range",
+                                 "use a smaller --highlight-gain (e.g. 4) or a higher --highlight-threshold")
         coc = torch.from_numpy(coc_px).to(dev, dtype)[None, None]
         reveal = float(coc.abs().max())
         border = frame_border_px(reveal, level_radius_px)
@@ -236,8 +240,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
                 if not bool(transmit.max() > 0):
                     continue  # hidden behind nearer planes: adds nothing, occludes nothing new
-                layer = _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f)
-                blurred = blur_plane(layer, radius, aperture, level_radius_px, clear)
+                layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f)
+                blurred = blur_plane(layer, radius, aperture, level_radius_px, clear,
+                                     size=(y1 - y0, x1 - x0), offset=(core[0] - y0, core[2] - x0))
                 total[..., y0:y1, x0:x1] += blurred * transmit
                 current.append((blurred[:, -1:], crop))
             # The previous plane starts to occlude only now: adjacent planes share split pixels.
@@ -249,31 +254,50 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         out = total[:, :-1] / weight.clamp_min(1e-12)
         out = torch.where(weight > 1e-12, out, x)
         out = out[..., border:height - border, border:width - border]
-        return out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
+        result = out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
+        _check_finite(result, image)
+        return result
 
 
-def _plane_layer(plane, crop, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
-    """Premultiplied colour + coverage of one plane inside ``crop``, limited to owned tiles.
+def _check_finite(result: np.ndarray, image: np.ndarray) -> None:
+    """Non-finite output is never returned: say why instead (values near the float32 limit)."""
+    finite = np.isfinite(result)
+    if finite.all():
+        return
+    peak = float(np.abs(image).max())
+    raise InputError(f"the render overflowed at {describe_bad_pixels(~finite.all(axis=2), 'NaN/inf')}: "
+                     f"the plate's values reach {peak:.3g}, and summing them under the bokeh kernel "
+                     "exceeds the float32 range",
+                     "scale the plate's values down (they are far beyond any real light level) and render again")
 
-    Built on the core (the owned tiles' box) and zero-padded to the crop: the halo around
-    it is there for the blur to spread into, it holds nothing of this rectangle.
-    """
+
+def _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
+    """Premultiplied colour + coverage of one plane on ``core`` (the owned tiles' box),
+    limited to owned tiles.  The crop's halo around it holds nothing of this rectangle: the
+    blur places the core on the crop (no padded copy here)."""
     cy0, cy1, cx0, cx1 = core
     window = (..., slice(cy0, cy1), slice(cx0, cx1))
-    w = plane_weight(vis_f[window], plane)
-    colour = x[window] * w
-    cover = w
-    if hid_f is not None:
-        w_hid = plane_weight(hid_f[window], plane)
-        colour = colour + hid_colour[window] * w_hid
-        cover = cover + w_hid
-    layer = torch.cat([colour, cover], dim=1)
+    own = None
     if not owned.all():
         # Only the tiles this rectangle owns: others belong to another rectangle (or none).
-        own = np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
-        layer = layer * torch.from_numpy(own).to(layer.device)
-    y0, y1, x0, x1 = crop
-    return F.pad(layer, (cx0 - x0, x1 - cx1, cy0 - y0, y1 - cy1))
+        # Masking the weights (one channel) masks colour and coverage alike.
+        own = torch.from_numpy(np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
+                               ).to(x.device)
+    w = plane_weight(vis_f[window], plane)
+    if own is not None:
+        w.mul_(own)
+    channels = x.shape[1]
+    # Written into one tensor (no concatenated copies): colour * weight, then coverage.
+    layer = torch.empty((1, channels + 1, cy1 - cy0, cx1 - cx0), device=x.device, dtype=x.dtype)
+    torch.mul(x[window], w, out=layer[:, :channels])
+    layer[:, channels:] = w
+    if hid_f is not None:
+        w_hid = plane_weight(hid_f[window], plane)
+        if own is not None:
+            w_hid.mul_(own)
+        layer[:, :channels] += hid_colour[window] * w_hid
+        layer[:, channels:] += w_hid
+    return layer
 
 
 def render_frame(image: np.ndarray, depth: np.ndarray, lens: Lens, *, depth_math: str = "depth",

@@ -81,7 +81,7 @@ def plane_coordinate(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
 
 def plane_weight(coordinate: torch.Tensor, plane: int) -> torch.Tensor:
     """Tent weight on one plane: ``max(0, 1 - |f - plane|)``; a pixel's weights sum to 1."""
-    return (1.0 - (coordinate - plane).abs()).clamp_min(0.0)
+    return (coordinate - plane).abs_().neg_().add_(1.0).clamp_min_(0.0)  # one new tensor, in place
 
 
 def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
