@@ -73,6 +73,7 @@ class _Disparity:
         self.job, self.clip = job, clip
         self.index = {f: i for i, f in enumerate(clip.clip_frames)}
         self._estimates = None
+        self._clip_estimates = None  # a temporal estimator's results for the whole clip
         self._clip_range = None
         if job.depth.kind == "model":
             from focuspull.stages.depth.estimates import EstimateStore  # noqa: PLC0415
@@ -119,6 +120,13 @@ class _Disparity:
         return disparity
 
     def _estimate(self, frame: int) -> np.ndarray:
+        if getattr(self._estimates.estimator, "temporal", False):
+            # A video model sees the clip's frames together: always the whole clip (windows
+            # on clip indices), so a chunk gets exactly the frames of one full run.
+            if self._clip_estimates is None:
+                self._clip_estimates = self._estimates.get_clip(
+                    [self.clip.colour(f)[:, :, :3] for f in self.clip.clip_frames])
+            return self._clip_estimates[self.index[frame]]
         return self._estimates.get(self.clip.colour(frame)[:, :, :3])
 
     def _measure_clip_range(self):
@@ -127,6 +135,10 @@ class _Disparity:
 
         normaliser = ClipNormaliser()
         frames = list(self.clip.clip_frames)
+        if getattr(self._estimates.estimator, "temporal", False):
+            for frame in frames:
+                normaliser.add(self._estimate(frame))
+            return normaliser.clip_range()
         step = max(1, int(getattr(self._estimates.estimator, "batch_size", 1)))
         for start in range(0, len(frames), step):
             for disparity in self._estimates.get_many(self.clip.colour(f)[:, :, :3]

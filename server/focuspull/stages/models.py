@@ -28,6 +28,7 @@ MODELS: dict[str, dict[str, object]] = {
     "depth": {
         "tiny": "focuspull.stages.depth.sources:tiny_estimator",
         "hf": "focuspull.stages.depth.hf_estimator:HFDepthEstimator",
+        "vda": "focuspull.stages.depth.video_depth_anything:VideoDepthAnythingEstimator",
     },
     "refine": {
         "onestep": "focuspull.stages.refine:refiner_factory",

@@ -168,3 +168,34 @@ class EstimateStore:
                 self._keep(keys[i], disparity)
                 out[i] = disparity
         return [value if value is not None else out[first[key]] for key, value in zip(keys, out)]
+
+    def get_clip(self, rgbs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Relative disparity of every frame of a whole clip from a *temporal* estimator (one
+        with ``temporal = True`` and ``clip(list of rgb) -> list of disparity``, e.g. Video Depth
+        Anything), whose result for a frame depends on its neighbours.
+
+        The key of frame ``i`` hashes the digests of **all** the clip's frames and ``i``, so
+        a cached result is reused only for the same clip; the estimator runs once over the
+        whole clip when any frame is missing."""
+        rgbs = [np.ascontiguousarray(np.asarray(r, dtype=np.float32)[..., :3]) for r in rgbs]
+        h = hashlib.blake2b(digest_size=_DIGEST_BYTES)
+        for rgb in rgbs:
+            h.update(frame_digest(rgb).encode())
+        clip_key = "clip-" + h.hexdigest()
+        keys = [f"{clip_key}-{i:06d}" for i in range(len(rgbs))]
+        out = [self._lookup(k) for k in keys]
+        if any(value is None for value in out):
+            results = list(self.estimator.clip(list(rgbs)))
+            self.estimated += len(rgbs)
+            if len(results) != len(rgbs):
+                raise DepthError(f"the depth model returned {len(results)} frames for a clip of {len(rgbs)}",
+                                 "a temporal estimator must return one disparity per frame")
+            out = []
+            for key, rgb, disparity in zip(keys, rgbs, results):
+                disparity = np.asarray(disparity, dtype=np.float32)
+                if disparity.shape != rgb.shape[:2]:
+                    raise DepthError(f"the depth model returned {disparity.shape} for a {rgb.shape[:2]} image",
+                                     "the estimator must return one H x W disparity per frame")
+                self._keep(key, disparity)
+                out.append(disparity)
+        return out
