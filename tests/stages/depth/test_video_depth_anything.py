@@ -188,6 +188,9 @@ def test_cli_renders_with_vda_and_chunks_equal_one_run(tiny, tmp_path):
         chunk_env = {**env, "FOCUSPULL_CACHE_DIR": str(tmp_path / f"cache{i}")}
         done = _cli("render", pattern, tmp_path / "chunks" / "o.####.exr", *common, "--frames", frames, env=chunk_env)
         assert done.returncode == 0, done.stderr
+    for i in range(2):  # each chunk estimated the whole clip together (6 per-clip keys)
+        cached = [n for _, _, names in os.walk(tmp_path / f"cache{i}") for n in names if n.endswith(".npy")]
+        assert len(cached) == 6 and all(n.startswith("clip-") for n in cached), cached
     for f in range(1, 7):
         a = read_image(str(tmp_path / "whole" / f"o.{f:04d}.exr")).pixels
         b = read_image(str(tmp_path / "chunks" / f"o.{f:04d}.exr")).pixels
