@@ -199,20 +199,21 @@ class Worker(threading.Thread):
                 if job.cancel.is_set():
                     raise Cancelled("job cancelled while sending results", "resubmit to get the frames")
                 send("result", {"job": job.id, "frame": int(n)}, [np.asarray(frames[n])])
+            # The state is final before the client hears "done": a listing it asks for next says so.
+            job.state, job.finished = DONE, time.time()
             send("done", wait=False, fields={"job": job.id, "rendered": [int(n) for n in outcome.rendered],
                           "skipped": [int(n) for n in outcome.skipped],
                           "elapsed_s": time.perf_counter() - t0})
-            job.state = DONE
             log.info("job %s done: %d frame(s) in %.2f s", job.id, job.done, time.perf_counter() - t0)
         except Exception as exc:  # any failure ends this job only; the worker keeps going
-            job.state = CANCELLED if isinstance(exc, Cancelled) else FAILED
+            job.state, job.finished = (CANCELLED if isinstance(exc, Cancelled) else FAILED), time.time()
             if isinstance(exc, Cancelled):
                 log.info("job %s cancelled", job.id)
             else:
                 log.error("job %s failed: %s", job.id, exc, exc_info=not hasattr(exc, "code"))
             send("error", {"job": job.id, **protocol.error_fields(exc)}, wait=False)
         finally:
-            job.finished = time.time()
+            job.finished = job.finished or time.time()
 
 
 def describe(workers: list[Worker]) -> list[dict[str, Any]]:
