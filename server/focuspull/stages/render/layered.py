@@ -37,7 +37,8 @@ from focuspull.stages.render.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, le
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.io.transfer import LUMA_WEIGHTS
 from focuspull.stages.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.stages.render.mpi import MAX_CELL_PX, extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.stages.render.mpi import (MAX_CELL_PX, PLANE_GROWTH, extend_borders, hidden_layer, place_planes,
+                                        plane_units, plane_weight, units_coordinate)
 from focuspull.stages.render.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
@@ -165,7 +166,7 @@ def _span(coordinate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | None = None,
                highlights: Highlights | None = None, plane_spacing_px: float = 1.0,
                device: str | torch.device = "cpu", level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX,
-               dtype: torch.dtype = torch.float32,
+               dtype: torch.dtype = torch.float32, plane_growth: float = PLANE_GROWTH,
                cancelled: Callable[[], bool] | None = None) -> np.ndarray:
     """Render depth of field from a per-pixel signed CoC radius.
 
@@ -179,6 +180,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         level_radius_px: planes blurred more than twice this radius run on a coarser grid
             (speed); ``float('inf')`` renders every plane at full resolution.
         dtype: working precision (float32; float64 for reference checks).
+        plane_growth: beyond ``plane_spacing_px / plane_growth`` px of CoC the planes are
+            ``plane_growth * |CoC|`` apart (fewer planes where the blur is large); 0 keeps
+            them uniform.
         cancelled: polled between planes; returning True raises :class:`Cancelled`.
 
     Returns:
@@ -208,15 +212,18 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         border = frame_border_px(reveal, level_radius_px)
         x, coc = extend_borders(x, coc, border)
         height, width = x.shape[-2:]
-        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
-        hid_colour, hid_coc, hid_mask = hidden_layer(x, coc, plane_spacing_px, reveal)
-        vis_f = plane_coordinate(coc, stack)
+        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px, plane_growth)
+        # The hidden layer works in plane units (its gaps are counted in planes).
+        units = plane_units(coc, stack)
+        del coc
+        hid_colour, hid_units, hid_mask = hidden_layer(x, units, 1.0, reveal)
+        vis_f = units_coordinate(units, stack)
         spans = [_span(vis_f)]
         hid_f = None
         if bool(hid_mask.any()):
             # Off the stack where there is no hidden surface: its tent weight is 0 there.
-            hid_f = torch.where(hid_mask > 0, plane_coordinate(hid_coc, stack),
-                                torch.full_like(hid_coc, -2.0))
+            hid_f = torch.where(hid_mask > 0, units_coordinate(hid_units, stack),
+                                torch.full_like(hid_units, -2.0))
             spans.append(_span(hid_f))
         tiles = _PlaneTiles(spans, height, width)
 
