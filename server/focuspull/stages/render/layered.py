@@ -137,6 +137,13 @@ class _PlaneTiles:
         self.hi = hi_all[0, 0].cpu().numpy()
         self.height, self.width = height, width
 
+    def touches(self, plane: int, box: tuple[int, int, int, int]) -> bool:
+        """Whether any tile of ``box`` (``y0, y1, x0, x1`` px, tile-aligned start) touches ``plane``."""
+        y0, y1, x0, x1 = box
+        rows = slice(y0 // _TILE, -(-y1 // _TILE))
+        cols = slice(x0 // _TILE, -(-x1 // _TILE))
+        return bool(((self.lo[rows, cols] <= plane) & (plane <= self.hi[rows, cols])).any())
+
     def regions(self, plane: int, halo_px: int, align: int = 1) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
         """``(crop box, core box, owned tiles)`` per rectangle; boxes are ``y0, y1, x0, x1`` px.
 
@@ -226,6 +233,8 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                                 torch.full_like(hid_units, -2.0))
             spans.append(_span(hid_f))
         tiles = _PlaneTiles(spans, height, width)
+        # Where the hidden layer touches which planes: most rectangles have none of it.
+        hid_tiles = _PlaneTiles(spans[1:], height, width) if hid_f is not None else None
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)
@@ -247,10 +256,11 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
                 if not bool(transmit.max() > 0):
                     continue  # hidden behind nearer planes: adds nothing, occludes nothing new
-                layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f)
+                hid_here = hid_tiles is not None and hid_tiles.touches(plane, core)
+                layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f if hid_here else None)
                 blurred = blur_plane(layer, radius, aperture, level_radius_px, clear,
                                      size=(y1 - y0, x1 - x0), offset=(core[0] - y0, core[2] - x0))
-                total[..., y0:y1, x0:x1] += blurred * transmit
+                total[..., y0:y1, x0:x1].addcmul_(blurred, transmit)
                 current.append((blurred[:, -1:], crop))
             # The previous plane starts to occlude only now: adjacent planes share split pixels.
             for cov, (y0, y1, x0, x1) in pending:
