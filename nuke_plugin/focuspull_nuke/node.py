@@ -252,9 +252,19 @@ def _follow(plan: Plan, handle, progress, cancel, done_before: int = 0) -> None:
     total = len(plan.missing)
     with _cancel_watch(plan, handle.id, progress, cancel):
         try:
+            asked = False
             for event in handle:
                 done = done_before + int(event["done"])
                 progress.update(int(100 * done / max(1, total)), f"frame {event['frame']} ({done}/{total})")
+                # Cancel seen here too, not only by the watcher's poll: a quick job must not
+                # outrun the artist's Cancel.
+                if not asked and (cancel.is_set() or progress.cancelled()):
+                    cancel.set()
+                    asked = True
+                    try:
+                        handle.cancel()
+                    except FocuspullError:
+                        pass  # finished meanwhile: the stream says so
         except KeyboardInterrupt:  # Ctrl-C in nuke -t: stop the server job too
             try:
                 handle.cancel()
@@ -284,7 +294,8 @@ def run(plan: Plan, progress, cancel: threading.Event | None = None) -> list[int
         # The server cannot see the cache folder: the pixels travel in-band, chunk by chunk.
         rendered: list[int] = []
         for chunk in _inband_chunks(plan, info.get("limits", {}).get("max_message_bytes")):
-            if cancel.is_set():
+            if cancel.is_set() or progress.cancelled():
+                cancel.set()
                 raise Cancelled("cancelled between chunks", "finished frames are in the cache")
             inband, windows = _inband_frames(plan, chunk)
             handle = client.submit(_inband_job(plan, chunk), inband=inband)

@@ -147,9 +147,12 @@ def test_cancel_mid_range_cancels_the_server_job_and_leaves_only_complete_frames
         states = [j["state"] for j in c.jobs()]
     if transfer == "path":
         assert states == ["cancelled"]
-    else:  # whole chunks kept: the first finished, the one running when Cancel came was cancelled
-        assert len(names) % INBAND_CHUNK_FRAMES == 0 and states[0] == "done" and "cancelled" in states, states
-        assert all(s == "done" for s in states[:-1])
+    else:
+        # Whole chunks kept.  Cancel came during the second chunk: that chunk's server job is
+        # cancelled, or finished first if the machine is quick (both are right); either way no
+        # chunk after it is ever sent.
+        assert len(names) % INBAND_CHUNK_FRAMES == 0, names
+        assert len(states) == 2 and states[0] == "done" and states[1] in ("cancelled", "done"), states
 
 
 def test_the_nodes_cancel_knob_cancels_the_running_render(fake_nuke, start_server, tmp_path, monkeypatch):

@@ -121,8 +121,8 @@ class Animated:
     def to_text(self) -> str:
         """The text syntax (inverse of :func:`parse_animated`)."""
         if self.is_constant:
-            return repr(self.keys[0][1])
-        text = ",".join(f"{_frame_text(f)}:{v!r}" for f, v in self.keys)
+            return _frame_text(self.keys[0][1])
+        text = ",".join(f"{_frame_text(f)}:{_frame_text(v)}" for f, v in self.keys)
         return text + ("@smooth" if self.interpolation == "smooth" else "")
 
     def values(self) -> list[float]:
@@ -168,8 +168,9 @@ class Animated:
         return tangents
 
 
-def _frame_text(frame: float) -> str:
-    return str(int(frame)) if float(frame).is_integer() else repr(frame)
+def _frame_text(value: float) -> str:
+    """``7`` for whole numbers (exact below 2**53), else the shortest round-trip ``repr``."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else repr(float(value))
 
 
 def parse_animated(text: str, what: str = "value") -> Animated:
