@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from focuspull.stages.aperture import aperture_kernel
-from focuspull.stages.render.mpi import extend_borders, hidden_layer, place_planes
+from focuspull.stages.render.mpi import PLANE_GROWTH, extend_borders, hidden_layer, place_planes, plane_units
 from focuspull.stages.render.layered import frame_border_px
 
 
@@ -23,12 +23,12 @@ def _convolve_full(img, kernel):
     return full[r:r + h, r:r + w]
 
 
-def _tent(coc, stack, plane):
-    f = np.clip(coc / stack.spacing_px - stack.first, 0, stack.count - 1)
+def _tent(units, stack, plane):
+    f = np.clip(units - stack.first, 0, stack.count - 1)
     return np.clip(1.0 - np.abs(f - plane), 0.0, 1.0)
 
 
-def reference_render(image, coc, aperture=None, spacing=1.0):
+def reference_render(image, coc, aperture=None, spacing=1.0, growth=PLANE_GROWTH):
     # The border extension is an input here, like the hidden layer: shared with focuspull.
     border = frame_border_px(float(np.abs(coc).max()), level_radius_px=float("inf"))
     t_img, t_coc = extend_borders(torch.from_numpy(image.astype(np.float64)).permute(2, 0, 1)[None],
@@ -36,18 +36,21 @@ def reference_render(image, coc, aperture=None, spacing=1.0):
     image = t_img[0].permute(1, 2, 0).numpy()
     coc = t_coc[0, 0].numpy()
     h, w, c = image.shape
-    stack = place_planes(coc.min(), coc.max(), spacing)
+    # Plane placement (spacing growing with |CoC|) is shared with focuspull, like the
+    # hidden layer, which works in plane units.
+    stack = place_planes(coc.min(), coc.max(), spacing, growth)
     t_img = torch.from_numpy(image).permute(2, 0, 1)[None]
-    t_coc = torch.from_numpy(coc)[None, None]
-    hid_col, hid_coc, hid_mask = hidden_layer(t_img, t_coc, spacing, float(np.abs(coc).max()))
+    t_units = plane_units(torch.from_numpy(coc)[None, None], stack)
+    units = t_units[0, 0].numpy()
+    hid_col, hid_units, hid_mask = hidden_layer(t_img, t_units, 1.0, float(np.abs(coc).max()))
     hid_col = hid_col[0].permute(1, 2, 0).numpy()
-    hid_coc = hid_coc[0, 0].numpy()
+    hid_units = hid_units[0, 0].numpy()
     hid_mask = hid_mask[0, 0].numpy()
     total = np.zeros((h, w, c + 1))
     blurred_cover = []  # per plane, near -> far
     for p in range(stack.count):
-        wv = _tent(coc, stack, p)
-        wh = _tent(hid_coc, stack, p) * hid_mask
+        wv = _tent(units, stack, p)
+        wh = _tent(hid_units, stack, p) * hid_mask
         layer = np.concatenate([image * wv[..., None] + hid_col * wh[..., None],
                                 (wv + wh)[..., None]], axis=2)
         kernel = aperture_kernel(aperture, stack.radius_px(p))

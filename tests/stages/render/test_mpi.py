@@ -61,3 +61,37 @@ def test_no_hidden_layer_on_slanted_surfaces_or_sharp_foregrounds():
     img, coc = _step_scene(0.0, 10.0)  # an in-focus foreground reveals nothing
     _, _, mask = hidden_layer(img, coc, 1.0, 10.0)
     assert mask.sum() == 0
+
+
+def test_growing_planes_are_fixed_to_focus_and_coarser_where_the_blur_is_large():
+    from focuspull.stages.render.mpi import PLANE_GROWTH
+    wide = place_planes(-32.0, 12.0, 1.0, PLANE_GROWTH)
+    coc = wide.coc_px
+    assert coc[0] <= -32.0 and coc[-1] >= 12.0 and np.any(coc == 0.0)
+    # Each gap is max(1 px, growth x the radius of its plane nearer focus): 1 px near focus.
+    inner = np.minimum(np.abs(coc[:-1]), np.abs(coc[1:]))
+    assert np.allclose(np.diff(coc), np.maximum(1.0, PLANE_GROWTH * inner))
+    assert np.allclose(np.diff(coc)[np.abs(coc[1:]) <= 10.0], 1.0)
+    assert wide.count < 33 + 13  # fewer than uniform 1 px planes
+    # The positions never depend on the frame's range (no plane moves in a focus pull).
+    for lo, hi in [(-5.0, 3.0), (-20.0, 30.0), (0.0, 64.0)]:
+        narrow = place_planes(lo, hi, 1.0, PLANE_GROWTH)
+        shared = np.intersect1d(narrow.coc_px, wide.coc_px)
+        both = (narrow.coc_px >= coc[0]) & (narrow.coc_px <= coc[-1])
+        assert np.allclose(np.sort(narrow.coc_px[both]), shared)
+        assert [narrow.radius_px(i) for i in range(narrow.count)] == list(np.abs(narrow.coc_px))
+
+
+def test_tent_weights_on_growing_planes_reproduce_the_coc():
+    from focuspull.stages.render.mpi import PLANE_GROWTH
+    stack = place_planes(-32.0, 12.0, 1.0, PLANE_GROWTH)
+    coc = torch.linspace(-32, 12, 2001, dtype=torch.float64)
+    coc = torch.cat([coc, torch.tensor(stack.coc_px)])  # exactly on every plane, too
+    f = plane_coordinate(coc, stack)
+    weights = torch.stack([plane_weight(f, p) for p in range(stack.count)])
+    assert torch.allclose(weights.sum(0), torch.ones_like(coc))
+    planes = torch.tensor(stack.coc_px)[:, None]
+    assert torch.allclose((weights * planes).sum(0), coc, atol=1e-9)
+    assert int((weights > 0).sum(0).max()) <= 2
+    on_plane = f[-stack.count:]
+    assert torch.allclose(on_plane, torch.arange(stack.count, dtype=torch.float64), atol=1e-9)

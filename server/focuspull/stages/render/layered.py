@@ -37,7 +37,8 @@ from focuspull.stages.render.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, le
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.io.transfer import LUMA_WEIGHTS
 from focuspull.stages.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.stages.render.mpi import MAX_CELL_PX, extend_borders, hidden_layer, place_planes, plane_coordinate, plane_weight
+from focuspull.stages.render.mpi import (MAX_CELL_PX, PLANE_GROWTH, extend_borders, hidden_layer, place_planes,
+                                        plane_units, plane_weight, units_coordinate)
 from focuspull.stages.render.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
@@ -136,6 +137,13 @@ class _PlaneTiles:
         self.hi = hi_all[0, 0].cpu().numpy()
         self.height, self.width = height, width
 
+    def touches(self, plane: int, box: tuple[int, int, int, int]) -> bool:
+        """Whether any tile of ``box`` (``y0, y1, x0, x1`` px, tile-aligned start) touches ``plane``."""
+        y0, y1, x0, x1 = box
+        rows = slice(y0 // _TILE, -(-y1 // _TILE))
+        cols = slice(x0 // _TILE, -(-x1 // _TILE))
+        return bool(((self.lo[rows, cols] <= plane) & (plane <= self.hi[rows, cols])).any())
+
     def regions(self, plane: int, halo_px: int, align: int = 1) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
         """``(crop box, core box, owned tiles)`` per rectangle; boxes are ``y0, y1, x0, x1`` px.
 
@@ -165,7 +173,7 @@ def _span(coordinate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | None = None,
                highlights: Highlights | None = None, plane_spacing_px: float = 1.0,
                device: str | torch.device = "cpu", level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX,
-               dtype: torch.dtype = torch.float32,
+               dtype: torch.dtype = torch.float32, plane_growth: float = PLANE_GROWTH,
                cancelled: Callable[[], bool] | None = None) -> np.ndarray:
     """Render depth of field from a per-pixel signed CoC radius.
 
@@ -179,6 +187,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         level_radius_px: planes blurred more than twice this radius run on a coarser grid
             (speed); ``float('inf')`` renders every plane at full resolution.
         dtype: working precision (float32; float64 for reference checks).
+        plane_growth: beyond ``plane_spacing_px / plane_growth`` px of CoC the planes are
+            ``plane_growth * |CoC|`` apart (fewer planes where the blur is large); 0 keeps
+            them uniform.
         cancelled: polled between planes; returning True raises :class:`Cancelled`.
 
     Returns:
@@ -208,17 +219,22 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         border = frame_border_px(reveal, level_radius_px)
         x, coc = extend_borders(x, coc, border)
         height, width = x.shape[-2:]
-        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px)
-        hid_colour, hid_coc, hid_mask = hidden_layer(x, coc, plane_spacing_px, reveal)
-        vis_f = plane_coordinate(coc, stack)
+        stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px, plane_growth)
+        # The hidden layer works in plane units (its gaps are counted in planes).
+        units = plane_units(coc, stack)
+        del coc
+        hid_colour, hid_units, hid_mask = hidden_layer(x, units, 1.0, reveal)
+        vis_f = units_coordinate(units, stack)
         spans = [_span(vis_f)]
         hid_f = None
         if bool(hid_mask.any()):
             # Off the stack where there is no hidden surface: its tent weight is 0 there.
-            hid_f = torch.where(hid_mask > 0, plane_coordinate(hid_coc, stack),
-                                torch.full_like(hid_coc, -2.0))
+            hid_f = torch.where(hid_mask > 0, units_coordinate(hid_units, stack),
+                                torch.full_like(hid_units, -2.0))
             spans.append(_span(hid_f))
         tiles = _PlaneTiles(spans, height, width)
+        # Where the hidden layer touches which planes: most rectangles have none of it.
+        hid_tiles = _PlaneTiles(spans[1:], height, width) if hid_f is not None else None
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)
@@ -240,10 +256,11 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
                 if not bool(transmit.max() > 0):
                     continue  # hidden behind nearer planes: adds nothing, occludes nothing new
-                layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f)
+                hid_here = hid_tiles is not None and hid_tiles.touches(plane, core)
+                layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f if hid_here else None)
                 blurred = blur_plane(layer, radius, aperture, level_radius_px, clear,
                                      size=(y1 - y0, x1 - x0), offset=(core[0] - y0, core[2] - x0))
-                total[..., y0:y1, x0:x1] += blurred * transmit
+                total[..., y0:y1, x0:x1].addcmul_(blurred, transmit)
                 current.append((blurred[:, -1:], crop))
             # The previous plane starts to occlude only now: adjacent planes share split pixels.
             for cov, (y0, y1, x0, x1) in pending:

@@ -49,34 +49,107 @@ def cell_px(reach_px: float) -> int:
 HIDDEN_MIN_GAP_PLANES = 3
 
 
+# Plane spacing grows with the blur: ``spacing(c) = max(spacing_px, PLANE_GROWTH * |c|)``.
+# Near focus the planes stay ``spacing_px`` apart (a 1 px step of a 3 px disc shows); at
+# |c| = 20 px they are 2 px apart, an error of at most ±1 px on a 20 px disc, which the
+# tent split between the two planes hides (the blend of a 19 and a 21 px disc is a 20 px
+# disc with a 1 px softer rim).  The positions depend only on the spacing and growth,
+# never on the frame's CoC range, so a plane never moves in a focus pull.
+PLANE_GROWTH = 0.1
+
+
 @dataclass(frozen=True)
 class PlaneStack:
-    """Planes at ``coc_px[i] = (first + i) * spacing_px``, ordered near -> far."""
+    """Planes at signed indices ``first .. first + count - 1``, ordered near -> far.
+
+    Index ``j`` sits at CoC ``sign(j) * position(|j|)``: ``|j| * spacing_px`` up to index
+    ``knee`` (where ``growth * |c|`` reaches the spacing), then each plane ``1 + growth``
+    times farther from focus than the previous one.  ``growth = 0`` gives uniform planes.
+    """
 
     first: int
     count: int
     spacing_px: float
+    growth: float = 0.0
+
+    @property
+    def knee(self) -> int | None:
+        """Last index of the uniform part (``None``: uniform everywhere)."""
+        return None if self.growth <= 0 else max(1, int(math.ceil(1.0 / self.growth)))
+
+    def position(self, k: np.ndarray) -> np.ndarray:
+        """CoC radius (px) of the planes ``|j| = k`` (k >= 0, integers, array)."""
+        k = np.asarray(k, dtype=np.float64)
+        knee = self.knee
+        if knee is None:
+            return k * self.spacing_px
+        base = knee * self.spacing_px
+        return np.where(k <= knee, k * self.spacing_px, base * (1.0 + self.growth) ** np.maximum(k - knee, 0))
 
     @property
     def coc_px(self) -> np.ndarray:
-        return (np.arange(self.count) + self.first).astype(np.float64) * self.spacing_px
+        j = np.arange(self.count) + self.first
+        return np.sign(j) * self.position(np.abs(j))
 
     def radius_px(self, i: int) -> float:
-        return abs((self.first + i) * self.spacing_px)
+        return float(abs(self.coc_px[i]))  # the same arithmetic as coc_px, to the last bit
 
 
-def place_planes(coc_min_px: float, coc_max_px: float, spacing_px: float = 1.0) -> PlaneStack:
-    """Planes covering ``[coc_min_px, coc_max_px]``, ``spacing_px`` apart, one at CoC 0."""
+def _index_of(radius_px: float, spacing_px: float, growth: float) -> int:
+    """Smallest plane index whose position is >= ``radius_px`` (>= 0)."""
+    probe = PlaneStack(0, 1, spacing_px, growth)
+    knee = probe.knee
+    if knee is None or radius_px <= knee * spacing_px:
+        return max(0, math.ceil(radius_px / spacing_px - 1e-9))
+    k = knee + max(0, math.floor(math.log(radius_px / (knee * spacing_px)) / math.log1p(growth)))
+    while probe.position(k) < radius_px * (1 - 1e-12):
+        k += 1
+    return int(k)
+
+
+def place_planes(coc_min_px: float, coc_max_px: float, spacing_px: float = 1.0,
+                 growth: float = 0.0) -> PlaneStack:
+    """Planes covering ``[coc_min_px, coc_max_px]``, one at CoC 0: ``spacing_px`` apart
+    near focus, the spacing growing as ``growth * |CoC|`` beyond (see :data:`PLANE_GROWTH`)."""
     if not (spacing_px > 0 and math.isfinite(spacing_px)):
         raise ValueError(f"plane spacing must be > 0 px, got {spacing_px}")
-    lo = min(0, math.floor(coc_min_px / spacing_px))
-    hi = max(0, math.ceil(coc_max_px / spacing_px))
-    return PlaneStack(first=lo, count=hi - lo + 1, spacing_px=float(spacing_px))
+    if not (growth >= 0 and math.isfinite(growth)):
+        raise ValueError(f"plane growth must be >= 0, got {growth}")
+    lo = -_index_of(max(0.0, -coc_min_px), spacing_px, growth)
+    hi = _index_of(max(0.0, coc_max_px), spacing_px, growth)
+    return PlaneStack(first=lo, count=hi - lo + 1, spacing_px=float(spacing_px), growth=float(growth))
+
+
+def plane_units(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
+    """Signed CoC in plane units: ``j`` exactly on plane index ``j``, linear in CoC between
+    two planes (so tent weights blend their CoC back to the pixel's), 0 at focus."""
+    a = coc_px.abs()
+    knee = stack.knee
+    if knee is None:
+        units = a / stack.spacing_px
+    else:
+        s, g = stack.spacing_px, stack.growth
+        base = knee * s
+        # Index of the plane at or below |c| on the geometric part, then linear to the next.
+        k = torch.floor(torch.log(a.clamp_min(base) / base) / math.log1p(g))
+        lower = base * (1.0 + g) ** k
+        # Round-off can put |c| a hair below its plane: step back so 0 <= t.
+        below = a < lower
+        k = torch.where(below, k - 1, k)
+        lower = torch.where(below, lower / (1.0 + g), lower)
+        t = (a - lower) / (lower * g)
+        units = torch.where(a <= base, a / s, knee + k + t)
+    return torch.where(coc_px < 0, -units, units)
 
 
 def plane_coordinate(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
     """Continuous plane coordinate: ``f = i`` exactly on plane ``i``, clamped to the stack."""
-    return (coc_px / stack.spacing_px - stack.first).clamp(0, stack.count - 1)
+    return units_coordinate(plane_units(coc_px, stack), stack)
+
+
+def units_coordinate(units: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
+    """:func:`plane_units` -> stack coordinate ``f`` (0 on the nearest plane), clamped."""
+    return (units - stack.first).clamp(0, stack.count - 1)
 
 
 def plane_weight(coordinate: torch.Tensor, plane: int) -> torch.Tensor:
