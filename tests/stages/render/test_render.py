@@ -330,8 +330,22 @@ def test_a_highlight_gain_that_overflows_fails_with_the_cause():
     assert np.isfinite(out).all()
 
 
-def test_values_that_overflow_under_the_kernel_fail_instead_of_returning_inf():
+def test_values_near_the_float32_limit_never_come_back_non_finite():
     image, coc = _ramp_scene()
-    image[:, :16] = 3.0e38  # finite, but a sum of a few of them is not
-    with pytest.raises(InputError, match="overflowed"):
-        render_coc(image, coc)
+    image[:, :16] = 3.4e38  # finite, but a sum of two of them is not
+    try:
+        out = render_coc(image, coc)
+    except InputError as exc:
+        assert "overflowed" in str(exc)
+    else:
+        assert np.isfinite(out).all()
+
+
+def test_a_non_finite_render_fails_with_its_cause():
+    from focuspull.stages.render.layered import _check_finite
+    image = np.full((4, 5, 3), 3.0e38, np.float32)
+    result = image.copy()
+    result[2, 3, 1] = np.inf
+    with pytest.raises(InputError, match="overflowed at .*1 NaN/inf.*3e\\+38"):
+        _check_finite(result, image)
+    _check_finite(image, image)  # finite: no error

@@ -1,11 +1,14 @@
 """Blur one MPI plane with the aperture kernel at its CoC radius.
 
 Tensors are ``1 x K x h x w`` (K channels blurred alike).  Kernels are convolved (a
-point spreads into the aperture shape, not its mirror image).  Large radii run on a
-coarser grid: a plane blurred by ``r`` px has no detail finer than ~``r`` px, so it is
-box-downsampled by a power of two ``s`` that keeps the kernel at least
-``level_radius_px`` wide, blurred with radius ``r / s`` and upsampled bilinearly.
-Energy is preserved exactly by each step; edges of bokeh balls soften by ~``s`` px.
+point spreads into the aperture shape, not its mirror image).  The FFT blurs two real
+channels with one complex transform (as its real and imaginary parts, which a real kernel
+never mixes): the complex-to-real inverse of a real FFT is the slowest transform on the
+CPU, and this needs none.  Large radii run on a coarser grid: a plane blurred by ``r`` px
+has no detail finer than ~``r`` px, so it is box-downsampled by a power of two ``s`` that
+keeps the kernel at least ``level_radius_px`` wide, blurred with radius ``r / s`` and
+upsampled bilinearly.  Energy is preserved exactly by each step; edges of bokeh balls
+soften by ~``s`` px.
 """
 from __future__ import annotations
 
@@ -56,7 +59,7 @@ _spectra_lock = threading.Lock()
 
 def kernel_spectrum(kernel: np.ndarray, fh: int, fw: int, dtype: torch.dtype,
                     device: torch.device) -> torch.Tensor:
-    """``rfft2`` of ``kernel`` centred at the origin of an ``fh x fw`` grid (cached)."""
+    """Complex ``fft2`` of ``kernel`` centred at the origin of an ``fh x fw`` grid (cached)."""
     global _spectra_bytes
     key = (kernel.tobytes(), kernel.shape, fh, fw, dtype, str(device))
     with _spectra_lock:
@@ -68,7 +71,7 @@ def kernel_spectrum(kernel: np.ndarray, fh: int, fw: int, dtype: torch.dtype,
     r = kernel.shape[-1] // 2
     # The kernel's centre at the origin (wrapped), so the convolution needs no shift.
     centred = torch.roll(F.pad(k, (0, fw - k.shape[-1], 0, fh - k.shape[-2])), shifts=(-r, -r), dims=(0, 1))
-    spectrum = torch.fft.rfft2(centred)
+    spectrum = torch.fft.fft2(centred.to(_complex(dtype)))
     size = spectrum.numel() * spectrum.element_size()
     with _spectra_lock:
         if key not in _spectra:
@@ -78,6 +81,10 @@ def kernel_spectrum(kernel: np.ndarray, fh: int, fw: int, dtype: torch.dtype,
                 _, old = _spectra.popitem(last=False)
                 _spectra_bytes -= old.numel() * old.element_size()
     return spectrum
+
+
+def _complex(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
 
 
 def _place(x: torch.Tensor, size: tuple[int, int], offset: tuple[int, int]) -> torch.Tensor:
@@ -121,13 +128,19 @@ def convolve(x: torch.Tensor, kernel, clear: tuple[bool, bool, bool, bool] = (Fa
     fh = h if (top and bottom) else _fast_len(h + radius)
     fw = w if (left and right) else _fast_len(w + radius)
     oy, ox = offset
-    ch, cw = x.shape[-2:]
-    canvas = x.new_zeros((*x.shape[:-2], fh, fw))
-    canvas[..., oy:oy + ch, ox:ox + cw] = x
-    spectrum = torch.fft.rfft2(canvas)
+    n, k, ch, cw = x.shape
+    half = k // 2
+    # Channels 2i and 2i+1 become the real and imaginary parts of complex channel i.
+    canvas = torch.zeros((n, k - half, fh, fw), dtype=_complex(x.dtype), device=x.device)
+    parts = torch.view_as_real(canvas)[:, :, oy:oy + ch, ox:ox + cw]
+    parts[:, :half].copy_(x[:, :2 * half].view(n, half, 2, ch, cw).permute(0, 1, 3, 4, 2))
+    if k % 2:
+        parts[:, half, ..., 0] = x[:, -1]
+    spectrum = torch.fft.fft2(canvas)
+    del canvas, parts
     spectrum *= kernel_spectrum(kernel_np, fh, fw, x.dtype, x.device)
-    full = torch.fft.irfft2(spectrum, s=(fh, fw))
-    return full[..., :h, :w]
+    full = torch.view_as_real(torch.fft.ifft2(spectrum))[:, :, :h, :w]
+    return full.permute(0, 1, 4, 2, 3).reshape(n, -1, h, w)[:, :k]
 
 
 def blur_plane(layer: torch.Tensor, radius_px: float, aperture: Aperture | None,
