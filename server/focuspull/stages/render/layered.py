@@ -25,6 +25,7 @@ edge band, through which the background (and the hidden layer) shows.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -163,6 +164,62 @@ class _PlaneTiles:
         return out
 
 
+def _plane_rectangles(stack, tiles: _PlaneTiles, level_radius_px: float):
+    """``(plane, crop, core, owned tiles, clear sides)`` of every rectangle, planes near -> far."""
+    height, width = tiles.height, tiles.width
+    for plane in range(stack.count):
+        radius = stack.radius_px(plane)
+        scale = level_scale(radius, level_radius_px)
+        # Reach of a blur on a grid s times coarser: the kernel, rounded up to whole
+        # cells, plus the box-down / bilinear-up footprint.
+        halo = scale * (math.ceil(radius / scale) + 2) + 1
+        for crop, core, owned in tiles.regions(plane, halo, align=scale):
+            # Sides where the crop kept its whole halo hold only zeros near the edge.
+            clear = (core[0] - halo >= 0, core[1] + halo <= height,
+                     core[2] - halo >= 0, core[3] + halo <= width)
+            yield plane, crop, core, owned, clear
+
+
+class _Lookahead:
+    """Run ``work`` for submitted items on worker threads, ahead of their use, in order.
+
+    A plane's blur depends on nothing composited before it (only its occlusion does), so
+    the next rectangles are blurred while the current one is composited; torch releases
+    the GIL inside its kernels.  At most ``depth`` results are in flight or waiting, which
+    bounds memory.  Leaving the ``with`` block early (an error, a cancel) drops the rest.
+    """
+
+    def __init__(self, work: Callable, workers: int = 2, depth: int = 3):
+        self.work, self.depth = work, depth
+        self.items: list = []
+        self.futures: dict[int, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="focuspull-blur")
+
+    def __enter__(self) -> "_Lookahead":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for future in self.futures.values():
+            future.cancel()
+        self.pool.shutdown(wait=True)
+
+    def submit(self, plane: int, crop, *args) -> None:
+        self.items.append((plane, crop, args))
+
+    def _start(self, i: int) -> None:
+        if i < len(self.items):
+            plane, crop, args = self.items[i]
+            self.futures[i] = self.pool.submit(self.work, plane, crop, *args)
+
+    def results(self):
+        """``(plane, crop, result)`` in submission order."""
+        for i in range(self.depth):
+            self._start(i)
+        for i, (plane, crop, _) in enumerate(self.items):
+            self._start(i + self.depth)
+            yield plane, crop, self.futures.pop(i).result()
+
+
 def _span(coordinate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Lowest and highest plane each pixel touches (negative coordinates touch none)."""
     lo = torch.where(coordinate >= 0, torch.floor(coordinate), torch.full_like(coordinate, 1e9))
@@ -238,34 +295,36 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)
-        pending: list = []  # blurred coverage of the previous plane, added to the occlusion one plane late
-        for plane in range(stack.count):
-            if cancelled is not None and cancelled():
-                raise Cancelled("render cancelled", "nothing of this frame was written")
-            radius = stack.radius_px(plane)
-            scale = level_scale(radius, level_radius_px)
-            # Reach of a blur on a grid s times coarser: the kernel, rounded up to whole
-            # cells, plus the box-down / bilinear-up footprint.
-            halo = scale * (math.ceil(radius / scale) + 2) + 1
-            current = []
-            for crop, core, owned in tiles.regions(plane, halo, align=scale):
+
+        def blurred_layer(plane: int, crop, core, owned, clear) -> torch.Tensor:
+            # Depends on nothing composited before it: runs ahead on a worker thread.
+            y0, y1, x0, x1 = crop
+            hid_here = hid_tiles is not None and hid_tiles.touches(plane, core)
+            layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f if hid_here else None)
+            return blur_plane(layer, stack.radius_px(plane), aperture, level_radius_px, clear,
+                              size=(y1 - y0, x1 - x0), offset=(core[0] - y0, core[2] - x0))
+
+        # Blurred coverage of the previous plane and of this one: a plane occludes only from
+        # two planes on (adjacent planes share split pixels).
+        previous: list = []
+        current: list = []
+        current_plane = 0
+        with _Lookahead(blurred_layer) as ahead:
+            for plane, crop, core, owned, clear in _plane_rectangles(stack, tiles, level_radius_px):
+                ahead.submit(plane, crop, core, owned, clear)
+            for plane, crop, blurred in ahead.results():
+                if cancelled is not None and cancelled():
+                    raise Cancelled("render cancelled", "nothing of this frame was written")
+                while current_plane < plane:
+                    for cov, (y0, y1, x0, x1) in previous:
+                        coverage_in_front[..., y0:y1, x0:x1] += cov
+                    previous, current, current_plane = current, [], current_plane + 1
                 y0, y1, x0, x1 = crop
-                # Sides where the crop kept its whole halo hold only zeros near the edge.
-                clear = (core[0] - halo >= 0, core[1] + halo <= height,
-                         core[2] - halo >= 0, core[3] + halo <= width)
                 transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
                 if not bool(transmit.max() > 0):
                     continue  # hidden behind nearer planes: adds nothing, occludes nothing new
-                hid_here = hid_tiles is not None and hid_tiles.touches(plane, core)
-                layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f if hid_here else None)
-                blurred = blur_plane(layer, radius, aperture, level_radius_px, clear,
-                                     size=(y1 - y0, x1 - x0), offset=(core[0] - y0, core[2] - x0))
                 total[..., y0:y1, x0:x1].addcmul_(blurred, transmit)
                 current.append((blurred[:, -1:], crop))
-            # The previous plane starts to occlude only now: adjacent planes share split pixels.
-            for cov, (y0, y1, x0, x1) in pending:
-                coverage_in_front[..., y0:y1, x0:x1] += cov
-            pending = current
 
         weight = total[:, -1:]
         out = total[:, :-1] / weight.clamp_min(1e-12)
