@@ -38,7 +38,7 @@ from focuspull.stages.render.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, le
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.io.transfer import LUMA_WEIGHTS
 from focuspull.stages.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.stages.render.mpi import (MAX_CELL_PX, PLANE_GROWTH, extend_borders, hidden_layer, place_planes,
+from focuspull.stages.render.mpi import (MAX_CELL_PX, PLANE_GROWTH, block_max, extend_borders, hidden_layer, place_planes,
                                         plane_units, plane_weight, units_coordinate)
 from focuspull.stages.render.regions import plane_regions
 
@@ -127,13 +127,14 @@ def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np
 class _PlaneTiles:
     """Per tile, the lowest and highest plane any of its pixels touches."""
 
-    def __init__(self, spans: list[tuple[torch.Tensor, torch.Tensor]], height: int, width: int):
+    def __init__(self, coordinates: list[torch.Tensor], height: int, width: int):
+        """``coordinates``: ``1x1xHxW`` stack coordinates; negative ones touch no plane."""
         lo_all, hi_all = None, None
-        for lo, hi in spans:
-            lo_t = -F.max_pool2d(-lo, _TILE, ceil_mode=True)
-            hi_t = F.max_pool2d(hi, _TILE, ceil_mode=True)
-            lo_all = lo_t if lo_all is None else torch.minimum(lo_all, lo_t)
-            hi_all = hi_t if hi_all is None else torch.maximum(hi_all, hi_t)
+        for f in coordinates:
+            lo = torch.floor(-block_max(-torch.where(f >= 0, f, torch.full_like(f, math.inf)), _TILE))
+            hi = torch.ceil(block_max(f, _TILE))
+            lo_all = lo if lo_all is None else torch.minimum(lo_all, lo)
+            hi_all = hi if hi_all is None else torch.maximum(hi_all, hi)
         self.lo = lo_all[0, 0].cpu().numpy()
         self.hi = hi_all[0, 0].cpu().numpy()
         self.height, self.width = height, width
@@ -220,13 +221,6 @@ class _Lookahead:
             yield plane, crop, self.futures.pop(i).result()
 
 
-def _span(coordinate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Lowest and highest plane each pixel touches (negative coordinates touch none)."""
-    lo = torch.where(coordinate >= 0, torch.floor(coordinate), torch.full_like(coordinate, 1e9))
-    hi = torch.where(coordinate >= 0, torch.ceil(coordinate), torch.full_like(coordinate, -1e9))
-    return lo, hi
-
-
 def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | None = None,
                highlights: Highlights | None = None, plane_spacing_px: float = 1.0,
                device: str | torch.device = "cpu", level_radius_px: float = DEFAULT_LEVEL_RADIUS_PX,
@@ -282,16 +276,16 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         del coc
         hid_colour, hid_units, hid_mask = hidden_layer(x, units, 1.0, reveal)
         vis_f = units_coordinate(units, stack)
-        spans = [_span(vis_f)]
+        coordinates = [vis_f]
         hid_f = None
         if bool(hid_mask.any()):
             # Off the stack where there is no hidden surface: its tent weight is 0 there.
             hid_f = torch.where(hid_mask > 0, units_coordinate(hid_units, stack),
                                 torch.full_like(hid_units, -2.0))
-            spans.append(_span(hid_f))
-        tiles = _PlaneTiles(spans, height, width)
+            coordinates.append(hid_f)
+        tiles = _PlaneTiles(coordinates, height, width)
         # Where the hidden layer touches which planes: most rectangles have none of it.
-        hid_tiles = _PlaneTiles(spans[1:], height, width) if hid_f is not None else None
+        hid_tiles = _PlaneTiles(coordinates[1:], height, width) if hid_f is not None else None
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)

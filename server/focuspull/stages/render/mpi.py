@@ -124,22 +124,16 @@ def plane_units(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
     """Signed CoC in plane units: ``j`` exactly on plane index ``j``, linear in CoC between
     two planes (so tent weights blend their CoC back to the pixel's), 0 at focus."""
     a = coc_px.abs()
-    knee = stack.knee
-    if knee is None:
+    if stack.knee is None:
         units = a / stack.spacing_px
     else:
-        s, g = stack.spacing_px, stack.growth
-        base = knee * s
-        # Index of the plane at or below |c| on the geometric part, then linear to the next.
-        k = torch.floor(torch.log(a.clamp_min(base) / base) / math.log1p(g))
-        lower = base * (1.0 + g) ** k
-        # Round-off can put |c| a hair below its plane: step back so 0 <= t.
-        below = a < lower
-        k = torch.where(below, k - 1, k)
-        lower = torch.where(below, lower / (1.0 + g), lower)
-        t = (a - lower) / (lower * g)
-        units = torch.where(a <= base, a / s, knee + k + t)
-    return torch.where(coc_px < 0, -units, units)
+        # The plane at or below |c| (one lookup in the stack's own positions), then linear to the next.
+        top = max(-stack.first, stack.first + stack.count - 1) + 1
+        position = torch.tensor(stack.position(np.arange(top + 1)), dtype=a.dtype, device=a.device)
+        k = torch.bucketize(a, position, right=True).sub_(1).clamp_(0, top - 1)
+        per_px = (1.0 / (position[1:] - position[:-1]))[k]
+        units = (a - position[k]).mul_(per_px).add_(k)
+    return units.copysign_(coc_px)
 
 
 def plane_coordinate(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
@@ -157,13 +151,34 @@ def plane_weight(coordinate: torch.Tensor, plane: int) -> torch.Tensor:
     return (coordinate - plane).abs_().neg_().add_(1.0).clamp_min_(0.0)  # one new tensor, in place
 
 
-def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Square grey dilation of ``1x1xHxW`` by ``radius`` px, separable."""
+def _sliding_max(x: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
+    """Maximum over ``2 * radius + 1`` samples along ``dim``, centred (``-inf`` beyond the
+    ends, as ``max_pool2d``'s padding), by doubling: ``O(log radius)`` passes."""
     if radius <= 0:
         return x
-    k = 2 * radius + 1
-    x = F.max_pool2d(x, (k, 1), stride=1, padding=(radius, 0))
-    return F.max_pool2d(x, (1, k), stride=1, padding=(0, radius))
+    n, k = x.shape[dim], 2 * radius + 1
+    pad = [0, 0] * (x.dim() - 1 - dim % x.dim()) + [radius, radius]
+    m = F.pad(x, pad, value=float("-inf"))
+    width = 1  # m[i] = max of the padded input over [i, i + width)
+    while 2 * width <= k:
+        length = m.shape[dim] - width
+        m = torch.maximum(m.narrow(dim, 0, length), m.narrow(dim, width, length))
+        width *= 2
+    if width == k:
+        return m.narrow(dim, 0, n)
+    return torch.maximum(m.narrow(dim, 0, n), m.narrow(dim, k - width, n))
+
+
+def _max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Square grey dilation of ``1x1xHxW`` by ``radius`` px, separable."""
+    return _sliding_max(_sliding_max(x, radius, -2), radius, -1)
+
+
+def block_max(x: torch.Tensor, step: int) -> torch.Tensor:
+    """Maximum over ``step x step`` blocks of ``1x1xHxW`` (partial blocks at the end count)."""
+    h, w = x.shape[-2:]
+    x = F.pad(x, (0, (-w) % step, 0, (-h) % step), value=float("-inf"))
+    return x.view(*x.shape[:-2], x.shape[-2] // step, step, x.shape[-1] // step, step).amax(dim=(-3, -1))
 
 
 def _coarse_max_filter(coc: torch.Tensor, radius: int) -> torch.Tensor:
@@ -172,15 +187,15 @@ def _coarse_max_filter(coc: torch.Tensor, radius: int) -> torch.Tensor:
     if step == 1:
         return _max_filter(coc, radius)
     h, w = coc.shape[-2:]
-    coarse = F.max_pool2d(coc, step, stride=step, ceil_mode=True)
-    coarse = _max_filter(coarse, math.ceil(radius / step))
+    coarse = _max_filter(block_max(coc, step), math.ceil(radius / step))
     return F.interpolate(coarse, scale_factor=step, mode="nearest")[..., :h, :w]
 
 
-def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _extend(values: list[torch.Tensor], weight: torch.Tensor, reach_px: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Fill unknown pixels from the *nearest* known ones, up to ``reach_px`` away.
 
-    values: ``1xCxHxW``; weight: ``1x1xHxW`` averaging weights (0 = unknown).  Works on a
+    values: ``1xCixHxW`` tensors, filled as one (their channels concatenated); weight:
+    ``1x1xHxW`` averaging weights (0 = unknown).  Works on a
     grid of :func:`cell_px` cells (each the weighted mean of its known pixels), grown one
     cell per iteration, so a pixel takes the colour of whatever known region is closest:
     the background beside an edge, not a foreground interior farther away.
@@ -188,25 +203,31 @@ def _extend(values: torch.Tensor, weight: torch.Tensor, reach_px: int) -> tuple[
     Returns ``(filled 1xCxHxW, reached 1x1xHxW bool)``.
     """
     step = cell_px(reach_px)
-    h, w = values.shape[-2:]
-    num = F.avg_pool2d(values * weight, step, ceil_mode=True)
-    den = F.avg_pool2d(weight, step, ceil_mode=True)
-    known = den > 1e-12
+    h, w = weight.shape[-2:]
+    # Weighted sums per cell (means: the cell area cancels), colour channels then weight.
+    cells = torch.cat([F.avg_pool2d(v * weight, step, ceil_mode=True) for v in values]
+                      + [F.avg_pool2d(weight, step, ceil_mode=True)], dim=1)
+    known = cells[:, -1:] > 1e-12
     for _ in range(math.ceil(reach_px / step) + 2):
-        n3 = F.avg_pool2d(num * known, 3, stride=1, padding=1)
-        d3 = F.avg_pool2d(den * known, 3, stride=1, padding=1)
-        grow = ~known & (d3 > 1e-12)
+        around = _box3_mean(cells * known)
+        grow = ~known & (around[:, -1:] > 1e-12)
         if not bool(grow.any()):
             break
-        num = torch.where(grow, n3, num)
-        den = torch.where(grow, d3, den)
+        cells = torch.where(grow, around, cells)
         known = known | grow
-    cells = num / den.clamp_min(1e-30)
+    cells = cells[:, :-1] / cells[:, -1:].clamp_min(1e-30)
     if step == 1:
         return cells, known
     filled = F.interpolate(cells, scale_factor=step, mode="bilinear", align_corners=False)
-    reached = F.interpolate(known.to(values.dtype), scale_factor=step, mode="nearest") > 0
+    reached = F.interpolate(known.to(weight.dtype), scale_factor=step, mode="nearest") > 0
     return filled[..., :h, :w], reached[..., :h, :w]
+
+
+def _box3_mean(x: torch.Tensor) -> torch.Tensor:
+    """3x3 mean of ``1xCxHxW`` with zeros beyond the edges (``avg_pool2d(x, 3, 1, 1)``), separable."""
+    p = F.pad(x, (1, 1, 1, 1))
+    rows = p[..., :, :-2] + p[..., :, 1:-1] + p[..., :, 2:]
+    return (rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]).mul_(1.0 / 9.0)
 
 
 def _highlight_weight(image: torch.Tensor) -> torch.Tensor:
@@ -215,8 +236,8 @@ def _highlight_weight(image: torch.Tensor) -> torch.Tensor:
     What lies behind an edge or beyond the frame is unknown; spreading a point light seen
     next to it over a whole area would invent energy.
     """
-    luma = image[:, :3].clamp_min(0).mean(dim=1, keepdim=True)
-    return 1.0 / (1.0 + luma) ** 2
+    luma = image[:, :3].clamp_min(0).sum(dim=1, keepdim=True).div_(3.0)
+    return luma.add_(1.0).square_().reciprocal_()  # in place: one full-frame tensor
 
 
 def extend_borders(image: torch.Tensor, coc: torch.Tensor, pad: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -302,7 +323,7 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
     nearest_occluder = -_coarse_max_filter(-occluder_coc, 4 * radius)
     background = (~occluder) & (coc >= nearest_occluder + gap)
     weight = background.to(image.dtype) * _highlight_weight(image)
-    filled, reached = _extend(torch.cat([image, coc], dim=1), weight, radius)
+    filled, reached = _extend([image, coc], weight, radius)
     hidden_colour, hidden_coc = filled[:, :-1], filled[:, -1:]
     mask = occluder & reached & ((hidden_coc - coc) >= gap)
     return hidden_colour, hidden_coc, mask.to(image.dtype)
