@@ -288,7 +288,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         hid_tiles = _PlaneTiles(coordinates[1:], height, width) if hid_f is not None else None
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
-        coverage_in_front = torch.zeros((1, 1, height, width), device=dev, dtype=dtype)
+        # T = clamp(1 - blurred coverage of every plane at least two planes nearer), kept
+        # as it goes (coverage is >= 0, so clamping each step equals clamping the sum).
+        transmittance = torch.ones((1, 1, height, width), device=dev, dtype=dtype)
 
         def blurred_layer(plane: int, crop, core, owned, clear) -> torch.Tensor:
             # Depends on nothing composited before it: runs ahead on a worker thread.
@@ -311,10 +313,10 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                     raise Cancelled("render cancelled", "nothing of this frame was written")
                 while current_plane < plane:
                     for cov, (y0, y1, x0, x1) in previous:
-                        coverage_in_front[..., y0:y1, x0:x1] += cov
+                        transmittance[..., y0:y1, x0:x1].sub_(cov).clamp_(0.0, 1.0)
                     previous, current, current_plane = current, [], current_plane + 1
                 y0, y1, x0, x1 = crop
-                transmit = (1.0 - coverage_in_front[..., y0:y1, x0:x1]).clamp(0.0, 1.0)
+                transmit = transmittance[..., y0:y1, x0:x1]
                 if not bool(transmit.max() > 0):
                     continue  # hidden behind nearer planes: adds nothing, occludes nothing new
                 total[..., y0:y1, x0:x1].addcmul_(blurred, transmit)
