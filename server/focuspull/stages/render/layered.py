@@ -316,10 +316,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                         transmittance[..., y0:y1, x0:x1].sub_(cov).clamp_(0.0, 1.0)
                     previous, current, current_plane = current, [], current_plane + 1
                 y0, y1, x0, x1 = crop
-                transmit = transmittance[..., y0:y1, x0:x1]
-                if not bool(transmit.max() > 0):
-                    continue  # hidden behind nearer planes: adds nothing, occludes nothing new
-                total[..., y0:y1, x0:x1].addcmul_(blurred, transmit)
+                # (A rectangle hidden behind nearer planes, T = 0, adds nothing and occludes
+                # nothing new: checking for that costs more than it saves.)
+                total[..., y0:y1, x0:x1].addcmul_(blurred, transmittance[..., y0:y1, x0:x1])
                 current.append((blurred[:, -1:], crop))
 
         weight = total[:, -1:]
