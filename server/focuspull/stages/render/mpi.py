@@ -209,18 +209,37 @@ def _extend(values: list[torch.Tensor], weight: torch.Tensor, reach_px: int) -> 
                       + [F.avg_pool2d(weight, step, ceil_mode=True)], dim=1)
     known = cells[:, -1:] > 1e-12
     for _ in range(math.ceil(reach_px / step) + 2):
-        around = _box3_mean(cells * known)
-        grow = ~known & (around[:, -1:] > 1e-12)
+        # Only the unknown cells and a ring of their neighbours can change (usually a small
+        # part of the frame); the ring's own 3x3 means are wrong at the crop but never used.
+        box = _bounding_box(~known[0, 0], margin=1)
+        if box is None:
+            break
+        window = (..., slice(box[0], box[1]), slice(box[2], box[3]))
+        part, part_known = cells[window], known[window]
+        around = _box3_mean(part * part_known)
+        grow = ~part_known & (around[:, -1:] > 1e-12)
         if not bool(grow.any()):
             break
-        cells = torch.where(grow, around, cells)
-        known = known | grow
+        cells[window] = torch.where(grow, around, part)
+        known[window] |= grow
     cells = cells[:, :-1] / cells[:, -1:].clamp_min(1e-30)
     if step == 1:
         return cells, known
     filled = F.interpolate(cells, scale_factor=step, mode="bilinear", align_corners=False)
     reached = F.interpolate(known.to(weight.dtype), scale_factor=step, mode="nearest") > 0
     return filled[..., :h, :w], reached[..., :h, :w]
+
+
+def _bounding_box(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
+    """``(r0, r1, c0, c1)`` of the true cells of a 2-D ``mask``, grown by ``margin`` and
+    clipped to it; ``None`` when there are none."""
+    rows = torch.nonzero(mask.any(dim=1)).flatten()
+    if rows.numel() == 0:
+        return None
+    cols = torch.nonzero(mask.any(dim=0)).flatten()
+    h, w = mask.shape
+    return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
+            max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
 
 
 def _box3_mean(x: torch.Tensor) -> torch.Tensor:
