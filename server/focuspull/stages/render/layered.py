@@ -182,18 +182,22 @@ def _plane_rectangles(stack, tiles: _PlaneTiles, level_radius_px: float):
 
 
 class _Lookahead:
-    """Run ``work`` for submitted items on worker threads, ahead of their use, in order.
+    """Run ``work(*item)`` for submitted items on worker threads, ahead of their use.
 
     A plane's blur depends on nothing composited before it (only its occlusion does), so
     the next rectangles are blurred while the current one is composited; torch releases
-    the GIL inside its kernels.  At most ``depth`` results are in flight or waiting, which
-    bounds memory.  Leaving the ``with`` block early (an error, a cancel) drops the rest.
+    the GIL inside its kernels.  The first ``depth`` items start as soon as they are
+    submitted (while the rest are still being worked out); then at most ``depth`` results
+    are in flight or waiting, which bounds memory.  Leaving the ``with`` block early (an
+    error, a cancel) drops the rest.
     """
 
     def __init__(self, work: Callable, workers: int = 2, depth: int = 3):
         self.work, self.depth = work, depth
-        self.items: list = []
-        self.futures: dict[int, Future] = {}
+        self.items: list[tuple] = []
+        self.futures: dict[int, Future] = {}  # started, not yet handed out
+        self.started = 0  # items are started in order
+        self.handed = 0
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="focuspull-blur")
 
     def __enter__(self) -> "_Lookahead":
@@ -204,21 +208,23 @@ class _Lookahead:
             future.cancel()
         self.pool.shutdown(wait=True)
 
-    def submit(self, plane: int, crop, *args) -> None:
-        self.items.append((plane, crop, args))
+    def submit(self, item: tuple) -> None:
+        self.items.append(item)
+        self._fill()
 
-    def _start(self, i: int) -> None:
-        if i < len(self.items):
-            plane, crop, args = self.items[i]
-            self.futures[i] = self.pool.submit(self.work, plane, crop, *args)
+    def _fill(self) -> None:
+        while self.started < len(self.items) and self.started <= self.handed + self.depth:
+            self.futures[self.started] = self.pool.submit(self.work, *self.items[self.started])
+            self.started += 1
 
-    def results(self):
-        """``(plane, crop, result)`` in submission order."""
-        for i in range(self.depth):
-            self._start(i)
-        for i, (plane, crop, _) in enumerate(self.items):
-            self._start(i + self.depth)
-            yield plane, crop, self.futures.pop(i).result()
+    def results(self) -> Iterator[tuple[tuple, object]]:
+        """``(item, work(*item))`` in submission order."""
+        while self.handed < len(self.items):
+            self._fill()
+            i = self.handed
+            result = self.futures.pop(i).result()
+            self.handed += 1
+            yield self.items[i], result
 
 
 def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | None = None,
@@ -306,9 +312,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         current: list = []
         current_plane = 0
         with _Lookahead(blurred_layer) as ahead:
-            for plane, crop, core, owned, clear in _plane_rectangles(stack, tiles, level_radius_px):
-                ahead.submit(plane, crop, core, owned, clear)
-            for plane, crop, blurred in ahead.results():
+            for rectangle in _plane_rectangles(stack, tiles, level_radius_px):
+                ahead.submit(rectangle)
+            for (plane, crop, *_), blurred in ahead.results():
                 if cancelled is not None and cancelled():
                     raise Cancelled("render cancelled", "nothing of this frame was written")
                 while current_plane < plane:
