@@ -10,8 +10,9 @@ buffers) is bounded by those.
 
 *Render memory.*  The layered renderer's working set is proportional to the frame's
 pixels: about ``RENDER_BYTES_PER_VALUE`` bytes per pixel and channel (colour + coverage),
-measured with ``bench/speed.py``'s peak-RAM child (4K RGB, 64 px radius: +1.39 GB, i.e.
-~42 bytes per value; rounded up for the border and the hidden layer).
+measured with ``bench/speed.py``'s peak-RAM child (4K RGB, 64 px radius: +1.52 GiB with
+two blur threads each holding an FFT, i.e. ~48 bytes per value; rounded up for the
+border, the hidden layer and the blurred rectangles waiting to be composited).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from focuspull.errors import InputError
 # tiny: with 4, a client reading 64 MiB results back to back saw gaps of more than 0.2 s
 # (tests/service/test_client.py, short request timeout).
 SEND_HWM = 16
-RENDER_BYTES_PER_VALUE = 48
+RENDER_BYTES_PER_VALUE = 56
 
 
 def render_memory_bytes(height: int, width: int, channels: int) -> int:
