@@ -27,11 +27,10 @@ from __future__ import annotations
 import math
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from focuspull.stages.aperture import Aperture
 from focuspull.stages.render.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, level_scale
