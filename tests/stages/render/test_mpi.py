@@ -95,3 +95,35 @@ def test_tent_weights_on_growing_planes_reproduce_the_coc():
     assert int((weights > 0).sum(0).max()) <= 2
     on_plane = f[-stack.count:]
     assert torch.allclose(on_plane, torch.arange(stack.count, dtype=torch.float64), atol=1e-9)
+
+
+@pytest.mark.parametrize("radius", [1, 2, 3, 5, 8, 13])
+def test_sliding_max_and_box_mean_equal_torch_pooling(radius):
+    import torch.nn.functional as F
+
+    from focuspull.stages.render.mpi import _box3_mean, _max_filter, block_max
+
+    x = torch.rand(1, 1, 37, 53) * 10 - 5
+    k = 2 * radius + 1
+    pooled = F.max_pool2d(F.max_pool2d(x, (k, 1), stride=1, padding=(radius, 0)), (1, k), stride=1,
+                          padding=(0, radius))
+    assert torch.equal(_max_filter(x, radius), pooled)
+    step = min(radius + 1, 8)
+    assert torch.equal(block_max(x, step), F.max_pool2d(x, step, ceil_mode=True))
+    many = torch.rand(1, 5, 19, 23)
+    assert torch.allclose(_box3_mean(many), F.avg_pool2d(many, 3, stride=1, padding=1), atol=1e-6)
+
+
+def test_plane_units_put_every_plane_on_its_index_and_interpolate_linearly_between():
+    from focuspull.stages.render.mpi import plane_units
+
+    stack = place_planes(-40.0, 25.0, 1.0, 0.1)
+    centres = torch.tensor(stack.coc_px, dtype=torch.float64)
+    units = plane_units(centres.view(1, 1, 1, -1), stack).flatten()
+    assert torch.allclose(units, torch.arange(stack.first, stack.first + stack.count, dtype=torch.float64),
+                          atol=1e-9)
+    # Half way (in CoC) between two neighbouring planes is half way in units.
+    mid = (centres[:-1] + centres[1:]) / 2
+    got = plane_units(mid.view(1, 1, 1, -1), stack).flatten()
+    expected = torch.arange(stack.first, stack.first + stack.count - 1, dtype=torch.float64) + 0.5
+    assert torch.allclose(got, expected, atol=1e-9)
