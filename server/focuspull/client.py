@@ -307,7 +307,8 @@ class Client:
 
     def submit(self, job: Mapping[str, Any], inband: Mapping[int, Mapping[str, np.ndarray]] | None = None,
                *, echo: bool = False) -> JobHandle:
-        """Queue a job (a RenderJob dict); ``inband`` = ``{frame: {"rgba", "depth"}}`` arrays.
+        """Queue a job (a RenderJob dict); ``inband`` = ``{frame: {"rgba", "depth"}}`` arrays
+        (``depth`` may be left out when a depth model makes it).
 
         ``echo`` asks the server to send the in-band images straight back without
         rendering (transport measurements); ``job`` is then not sent (the protocol wants

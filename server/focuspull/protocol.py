@@ -358,20 +358,25 @@ def decode(frames: Sequence[Any], limits: Limits = Limits(), *,
 # --- in-band frame tables -----------------------------------------------------------
 
 def inband_table(frames: Mapping[int, Mapping[str, np.ndarray]]) -> tuple[list[dict], list[np.ndarray]]:
-    """``{frame: {"rgba": img, "depth": z}}`` -> (``inband`` field, arrays) for ``submit``."""
+    """``{frame: {"rgba": img, "depth": z}}`` -> (``inband`` field, arrays) for ``submit``.
+
+    ``depth`` may be left out when the job estimates depth with a model (``depth.kind`` =
+    ``"model"``); the server asks for it otherwise.
+    """
     table, arrays = [], []
     for n in sorted(frames):
-        entry: dict[str, int] = {"frame": int(n)}
-        for key in ("rgba", "depth"):
-            if key not in frames[n]:
-                raise ProtocolError(f"in-band frame {n} has no '{key}'",
-                                    "give each frame an 'rgba' image and a 'depth' array")
-            entry[key] = len(arrays)
-            arrays.append(frames[n][key])
+        if "rgba" not in frames[n]:
+            raise ProtocolError(f"in-band frame {n} has no 'rgba'",
+                                "give each frame an 'rgba' image (and a 'depth' array unless a model makes it)")
         extra = set(frames[n]) - {"rgba", "depth"}
         if extra:
             raise ProtocolError(f"in-band frame {n} has unknown keys {sorted(extra)}",
                                 "only 'rgba' and 'depth'")
+        entry: dict[str, int] = {"frame": int(n)}
+        for key in ("rgba", "depth"):
+            if key in frames[n]:
+                entry[key] = len(arrays)
+                arrays.append(frames[n][key])
         table.append(entry)
     return table, arrays
 
@@ -384,26 +389,29 @@ def inband_frames(table: list, arrays: list[np.ndarray], *, max_frames: int) -> 
     out: dict[int, dict[str, np.ndarray]] = {}
     used: set[int] = set()
     for i, entry in enumerate(table):
-        if (not isinstance(entry, dict) or set(entry) != {"frame", "rgba", "depth"}
+        if (not isinstance(entry, dict) or set(entry) not in ({"frame", "rgba", "depth"}, {"frame", "rgba"})
                 or not all(_is_int(entry[k]) for k in entry)):
-            raise ProtocolError(f"inband[{i}] must be a map of ints {{frame, rgba, depth}}, got {entry!r:.200}",
+            raise ProtocolError(f"inband[{i}] must be a map of ints {{frame, rgba[, depth]}}, got {entry!r:.200}",
                                 "see docs/protocol.md 'submit'")
-        n, ri, di = entry["frame"], entry["rgba"], entry["depth"]
+        n = entry["frame"]
         if n in out:
             raise ProtocolError(f"in-band frame {n} appears twice", "send each frame once")
-        for idx in (ri, di):
+        for idx in (entry[key] for key in ("rgba", "depth") if key in entry):
             if not 0 <= idx < len(arrays) or idx in used:
                 raise ProtocolError(f"inband[{i}] refers to array {idx}, which is missing or used twice",
                                     f"indices 0..{len(arrays) - 1}, each once")
             used.add(idx)
-        rgba, depth = arrays[ri], arrays[di]
+        rgba = arrays[entry["rgba"]]
         if rgba.ndim != 3 or rgba.shape[2] not in (3, 4):
             raise ProtocolError(f"in-band frame {n}: image shape {rgba.shape} is not H x W x 3|4",
                                 "send RGB or RGBA images")
-        if depth.shape not in (rgba.shape[:2], rgba.shape[:2] + (1,)):
-            raise ProtocolError(f"in-band frame {n}: depth shape {depth.shape} does not match image "
-                                f"{rgba.shape[:2]}", "depth must be H x W like its image")
-        out[n] = {"rgba": rgba, "depth": depth.reshape(rgba.shape[:2])}
+        out[n] = {"rgba": rgba}
+        if "depth" in entry:
+            depth = arrays[entry["depth"]]
+            if depth.shape not in (rgba.shape[:2], rgba.shape[:2] + (1,)):
+                raise ProtocolError(f"in-band frame {n}: depth shape {depth.shape} does not match image "
+                                    f"{rgba.shape[:2]}", "depth must be H x W like its image")
+            out[n]["depth"] = depth.reshape(rgba.shape[:2])
     if len(used) != len(arrays):
         raise ProtocolError(f"{len(arrays) - len(used)} array frame(s) are not referenced by 'inband'",
                             "send only the arrays the table names")

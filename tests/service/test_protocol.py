@@ -150,6 +150,21 @@ def test_inband_table_round_trip_and_validation():
                                [np.ones((4, 6), np.float32), depth], max_frames=9)
     with pytest.raises(ProtocolError, match="map of ints"):
         protocol.inband_frames([{"frame": "1", "rgba": 0, "depth": 1}], arrays[:2], max_frames=9)
+    with pytest.raises(ProtocolError, match="map of ints"):
+        protocol.inband_frames([{"frame": 1, "depth": 0}], arrays[:1], max_frames=9)
+
+
+def test_inband_frames_may_leave_out_depth_for_a_depth_model():
+    rgba = np.ones((4, 6, 3), np.float32)
+    depth = np.full((4, 6), 2.0, np.float32)
+    table, arrays = protocol.inband_table({1: {"rgba": rgba}, 2: {"rgba": rgba, "depth": depth}})
+    assert table == [{"frame": 1, "rgba": 0}, {"frame": 2, "rgba": 1, "depth": 2}]
+    frames = protocol.inband_frames(table, arrays, max_frames=9)
+    assert set(frames[1]) == {"rgba"} and set(frames[2]) == {"rgba", "depth"}
+    with pytest.raises(ProtocolError, match="has no 'rgba'"):
+        protocol.inband_table({1: {"depth": depth}})
+    with pytest.raises(ProtocolError, match="not referenced"):  # a depth array the table does not name
+        protocol.inband_frames([{"frame": 1, "rgba": 0}], [rgba, depth], max_frames=9)
 
 
 def test_error_codes_rebuild_the_right_exception_class():

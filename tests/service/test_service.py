@@ -19,7 +19,7 @@ from focuspull import protocol
 from focuspull.errors import Cancelled, JobSpecError, PathPolicyError, ProtocolError, SequenceError
 from focuspull.spec.job import RenderJob
 from focuspull.pipeline.run import run_job
-from focuspull.errors import AuthError, ServiceUnavailable, UnknownJob
+from focuspull.errors import AuthError, InputError, ServiceUnavailable, UnknownJob
 from test_service_support import inband_job, start_server, tiny_clip  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(120)
@@ -85,6 +85,28 @@ def test_inband_round_trip_equals_run_job_and_reports_progress(start_server):
         assert got[f].dtype == np.float32 and got[f].shape == clip[f]["rgba"].shape
         np.testing.assert_array_equal(got[f], expected[f])
     assert not np.allclose(got[5], clip[5]["rgba"])  # it did blur: not an echo
+
+
+def test_inband_frames_need_no_depth_when_a_model_makes_it(start_server, tmp_path):
+    # A host without a depth pass (Resolve's Edit page) sends only the pictures.
+    import torch
+
+    from focuspull.stages.depth.sources import TinyDepthNet
+
+    torch.manual_seed(0)
+    TinyDepthNet({"width": 4, "blocks": 1}).save_pretrained(str(tmp_path / "model"))
+    clip = {f: {"rgba": frame["rgba"]} for f, frame in tiny_clip([1, 2]).items()}
+    job = {**inband_job([1, 2]), "lens": {"mode": "artistic", "size_px": 3.0}, "focus": {"mode": "point", "point_x": 8, "point_y": 6},
+           "depth": {"kind": "model", "model": "tiny", "checkpoint_dir": str(tmp_path / "model")}}
+    expected = run_job(RenderJob.from_dict(job), inband=clip).frames
+    srv = start_server("--root", str(tmp_path))  # where the server may read the checkpoint
+    with srv.client() as c:
+        got = c.submit(job, inband=clip).result()
+        for f in (1, 2):
+            np.testing.assert_array_equal(got[f], expected[f])
+        # Without a model the depth is still required, and the error says so.
+        with pytest.raises(InputError, match="depth must be H x W"):
+            c.submit(inband_job([1, 2]), inband=clip).result()
 
 
 def test_path_round_trip_writes_the_same_frames_as_run_job(start_server, tmp_path):
