@@ -35,6 +35,7 @@ from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
 from focuspull.stages.lens import coc_from_depth, coc_from_disparity, disparity_from_depth
 from focuspull.pipeline.plan import LensPlan, RenderSection
+from focuspull.pipeline.overlap import ReadAhead, WriteBehind
 from focuspull.pipeline.progress import Throughput
 from focuspull.stages.models import ModelCache
 from focuspull.pipeline.clip import DiskClip, InbandClip
@@ -292,31 +293,60 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     todo = set(to_render)
     sequence = list(frames) if preview is not None else list(to_render)
     meter = Throughput(len(to_render))
+    # The next frame decodes while this one renders; the last one is written while this
+    # one renders (pipeline/overlap.py).  A frame is done once it is on disk.
+    reader, writer = ReadAhead(clip), WriteBehind()
+    upcoming = [f for f in sequence if f in todo]
+    after = dict(zip(upcoming, upcoming[1:]))  # frame -> the next frame this run renders
+
+    def done(frame: int, path: Optional[str]) -> None:
+        if path is not None:
+            result.written.append(path)
+        result.rendered.append(frame)
+        fps, eta_s = meter.tick()
+        if on_event is not None:
+            on_event({"type": "frame", "frame": frame, "done": meter.done, "total": meter.total,
+                      "fps": fps, "eta_s": eta_s, "path": path})
+
+    def write_done() -> None:
+        finished = writer.finish()
+        if finished is not None:
+            done(*finished)
+
     try:
         for frame in sequence:
             if frame not in todo:
                 preview.write(read_image(out.path(frame), transfer=transfer, colour=clip.ocio).rgba())
                 continue
             if cancelled is not None and cancelled():
+                write_done()  # the frame being written is complete: count it
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
                                 "finished frames are complete on disk; render again using 'output.resume'", field="output.resume")
+            reader.ahead(after.get(frame))
             image, rendered_channels = render(frame, clip, disparity, focus)
-            path = None
             if out is not None:
                 parts = frame_parts(job, clip, frame, image, names, passthrough, fingerprint, rendered_channels)
-                path = write_parts(out.path(frame), parts, compression=compression, half=job.output.half,
-                                   transfer=transfer, colour=clip.ocio)
-                result.written.append(path)
+                path = out.path(frame)
+                write_done()  # the previous frame: its error stops the job before this one is written
+                writer.start(frame, path, lambda path=path, parts=parts: write_parts(
+                    path, parts, compression=compression, half=job.output.half, transfer=transfer,
+                    colour=clip.ocio))
             else:
                 result.frames[frame] = image
             if preview is not None:
                 preview.write(image)
-            result.rendered.append(frame)
-            fps, eta_s = meter.tick()
-            if on_event is not None:
-                on_event({"type": "frame", "frame": frame, "done": meter.done, "total": meter.total,
-                          "fps": fps, "eta_s": eta_s, "path": path})
+            if out is None:
+                done(frame, None)
+        write_done()
     except BaseException:
+        try:  # the write in flight ends first (complete, or failed and removed); count it if complete
+            if writer.busy:
+                write_done()
+        except BaseException:  # noqa: BLE001 - the first error is the one to report
+            pass
+        finally:
+            writer.close()
+            reader.close()
         if preview is not None:
             try:  # keep what was rendered viewable, but never mask the real error
                 if preview.close():
@@ -324,6 +354,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
             except Exception:  # noqa: BLE001
                 preview.abort()
         raise
+    writer.close()
+    reader.close()
     if preview is not None and preview.close():
         result.preview = job.output.preview
     result.elapsed_s = time.monotonic() - started
