@@ -143,14 +143,18 @@ class DiskClip:
         makes it while the previous frame renders), so never modify it in place."""
         image = self._read(self.pattern, frame)
         with self._lock:
-            rgba = self._rgba.get(frame)
-        if rgba is None or rgba[0] is not image:
-            rgba = (image, image.rgba())
-            with self._lock:
-                self._rgba[frame] = rgba
-                while len(self._rgba) > 2:
-                    self._rgba.pop(next(iter(self._rgba)))
-        return rgba[1]
+            cached = self._rgba.get(frame)
+        if cached is not None and cached[0] is image:
+            return cached[1]
+        pixels = image.rgba()
+        with self._lock:
+            cached = self._rgba.get(frame)
+            if cached is not None and cached[0] is image:  # another thread made it meanwhile
+                return cached[1]
+            self._rgba[frame] = (image, pixels)
+            while len(self._rgba) > 2:
+                self._rgba.pop(next(iter(self._rgba)))
+        return pixels
 
     def metadata(self, frame: int) -> dict:
         return self._read(self.pattern, frame).metadata
