@@ -21,6 +21,9 @@ Torch is imported only when a frame is rendered (the renderer, the depth models)
 """
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
@@ -244,6 +247,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     started = time.monotonic()
     if not isinstance(job, RenderJob):
         job = RenderJob.from_dict(job)
+    _import_renderer_ahead()  # torch loads (~1 s) while the preflight reads every frame
     if inband is None and not job.input.pattern:
         raise JobSpecError("the job has neither an input pattern nor in-band frames",
                            "set input.pattern (e.g. shot.####.exr) or send the frames with the job")
@@ -366,6 +370,7 @@ def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[],
               channel_groups: Optional[list] = None):
     """``render(frame, clip, disparity, focus) -> (H x W x C, {channel: H x W})`` for this job
     (torch loads here): the picture, and the ``output.channels`` rendered with the same CoC."""
+    _join_renderer_import()
     from focuspull.stages.render.layered import render_coc  # noqa: PLC0415
 
     _check_device(job.device)
@@ -458,6 +463,34 @@ class _Refined:
     def __call__(self, frame: int, clip, disparity: _Disparity, focus: _Focus) -> tuple:
         i = self.disparity.index[frame]
         return self.refiner.frame(i), self._inputs(i)[3]
+
+
+_RENDERER = "focuspull.stages.render.layered"
+_renderer_import: Optional[threading.Thread] = None
+
+
+def _import_renderer_ahead() -> None:
+    """Start importing the renderer (torch) on a thread, so that its second of start-up
+    overlaps the preflight's file reads (which release the GIL).  An import that fails
+    there fails again, with its real error, where the renderer is imported for good."""
+    global _renderer_import  # noqa: PLW0603 - one import per process
+    if _RENDERER in sys.modules or (_renderer_import is not None and _renderer_import.is_alive()):
+        return
+
+    def load() -> None:
+        try:
+            importlib.import_module(_RENDERER)
+        except BaseException:  # noqa: BLE001 - reported by the import in _renderer()
+            pass
+
+    _renderer_import = threading.Thread(target=load, name="focuspull-import")
+    _renderer_import.start()
+
+
+def _join_renderer_import() -> None:
+    thread = _renderer_import
+    if thread is not None:
+        thread.join()
 
 
 def _filter_image(job: RenderJob):
