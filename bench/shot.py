@@ -20,6 +20,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import resource  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -36,6 +37,11 @@ from focuspull.stages.render.layered import render_coc  # noqa: E402
 
 LENS = dict(focal_length_mm=50.0, fstop=1.4, sensor_width_mm=36.0, focus_distance_m=4.5)
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _cpu(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _load() -> str:
@@ -65,38 +71,42 @@ def main() -> int:
                "--focus-distance", str(LENS["focus_distance_m"]), "--max-size", "32",
                "--overwrite", "--quiet"]
         cli: dict[str, list[float]] = {name: [] for name, _ in checkouts}
+        cli_cpu: dict[str, list[float]] = {name: [] for name, _ in checkouts}
         for _ in range(args.repeats):
             for name, root in checkouts:
                 env = {**os.environ, "PYTHONPATH": os.path.join(root, "server")}
-                start = time.perf_counter()
+                cpu, start = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
                 subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
                 cli[name].append((time.perf_counter() - start) / args.frames)
+                cli_cpu[name].append((_cpu(resource.RUSAGE_CHILDREN) - cpu) / args.frames)
 
         lens = ThinLens(**LENS)
         cocs = [coc_from_depth(fr.depth_m, lens, max_radius_px=32.0) for fr in frames]
         render_coc(frames[0].rgb[:256, :256], cocs[0][:256, :256])  # warm-up
-        bare = []
+        bare, bare_cpu = [], []
         for _ in range(args.repeats):
-            start = time.perf_counter()
+            cpu, start = _cpu(resource.RUSAGE_SELF), time.perf_counter()
             for fr, coc in zip(frames, cocs):
                 render_coc(fr.rgb, coc)
             bare.append((time.perf_counter() - start) / args.frames)
+            bare_cpu.append((_cpu(resource.RUSAGE_SELF) - cpu) / args.frames)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    med_bare = statistics.median(bare)
+    med_bare, cpu_bare = statistics.median(bare), statistics.median(bare_cpu)
     print(f"{args.frames} frames 1920x1080, 50 mm f/1.4 focus 4.5 m, max size 32 px, {os.cpu_count()} cores, "
           f"load average {load_before} before, {_load()} after\n")
-    print("| what | runs | median s/frame | runs s/frame | overhead over render_coc |")
-    print("|---|---|---|---|---|")
+    print("CPU = user + system seconds per frame (both cores counted), less sensitive to other load than wall time.\n")
+    print("| what | runs | median s/frame | runs s/frame | overhead over render_coc | CPU s/frame | CPU overhead |")
+    print("|---|---|---|---|---|---|---|")
     for name, times in cli.items():
-        med = statistics.median(times)
+        med, cpu = statistics.median(times), statistics.median(cli_cpu[name])
         runs = " / ".join(f"{t:.3f}" for t in times)
         print(f"| `focuspull render` ({name}), whole command | {len(times)} | {med:.3f} | {runs} | "
-              f"{med - med_bare:+.3f} |")
+              f"{med - med_bare:+.3f} | {cpu:.3f} | {cpu - cpu_bare:+.3f} |")
     runs = " / ".join(f"{t:.3f}" for t in bare)
     print(f"| `render_coc` alone (this checkout, in-process), same frames | {args.repeats} | {med_bare:.3f} | "
-          f"{runs} | |")
+          f"{runs} | | {cpu_bare:.3f} | |")
     return 0
 
 
