@@ -35,6 +35,12 @@ from focuspull.io import write_image  # noqa: E402
 from focuspull.stages.lens import ThinLens, coc_from_depth  # noqa: E402
 from focuspull.stages.render.layered import render_coc  # noqa: E402
 
+try:  # and, as `focuspull render` does, keep freed frame-sized blocks (this checkout's commands/cli.py)
+    from focuspull.commands.cli import reuse_freed_memory  # noqa: E402
+except ImportError:  # an older checkout
+    def reuse_freed_memory() -> bool:
+        return False
+
 LENS = dict(focal_length_mm=50.0, fstop=1.4, sensor_width_mm=36.0, focus_distance_m=4.5)
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -80,6 +86,7 @@ def main() -> int:
                 cli[name].append((time.perf_counter() - start) / args.frames)
                 cli_cpu[name].append((_cpu(resource.RUSAGE_CHILDREN) - cpu) / args.frames)
 
+        reuse_freed_memory()
         lens = ThinLens(**LENS)
         cocs = [coc_from_depth(fr.depth_m, lens, max_radius_px=32.0) for fr in frames]
         render_coc(frames[0].rgb[:256, :256], cocs[0][:256, :256])  # warm-up
