@@ -208,3 +208,22 @@ def test_a_frame_being_read_ahead_is_waited_for_not_read_twice(tmp_path, monkeyp
         reader.close()
     assert calls == ["shot.0002.exr"]
     assert got[0] is clip.colour(2)  # one decoded array, shared
+
+
+def test_depth_to_disparity_of_the_next_frame_runs_on_the_reader_thread_once(tmp_path, monkeypatch):
+    from focuspull.pipeline import run as run_module
+
+    real = run_module.disparity_from_depth
+    threads = []
+
+    def disparity_from_depth(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "disparity_from_depth", disparity_from_depth)
+    _, _, events, run = _run(tmp_path)
+    run()
+    ahead = [t for t in threads if t.startswith("focuspull-read")]
+    # 6 preflight checks (main thread), then one per render: frame 1 on the main thread, 2-6 ahead.
+    assert len(threads) == 12 and len(ahead) == 5
+    assert [e["frame"] for e in events] == list(range(1, 7))

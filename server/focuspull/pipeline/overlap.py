@@ -26,10 +26,11 @@ from focuspull.errors import FocuspullError, SequenceError
 
 
 class ReadAhead:
-    """Decode one frame ahead on a reader thread: ``clip.prefetch(frame)``."""
+    """Decode one frame ahead on a reader thread: ``clip.prefetch(frame)``, then
+    ``then(frame)`` (the pipeline's depth -> disparity) when given."""
 
-    def __init__(self, clip) -> None:
-        self.clip = clip
+    def __init__(self, clip, then: Optional[Callable[[int], object]] = None) -> None:
+        self.clip, self.then = clip, then
         self._executor: Optional[ThreadPoolExecutor] = None
         self._pending: Optional[Future] = None
 
@@ -39,13 +40,21 @@ class ReadAhead:
         Called before each frame renders, the previous read-ahead is that frame's own read,
         which the render would wait for anyway; so one read is in flight, never a queue."""
         if self._pending is not None:
-            self._pending.result()  # prefetch() never raises: a bad frame fails in its own read
+            self._pending.result()  # _read() never raises: a bad frame fails in its own read
             self._pending = None
         if frame is None:
             return
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="focuspull-read")
-        self._pending = self._executor.submit(self.clip.prefetch, frame)
+        self._pending = self._executor.submit(self._read, frame)
+
+    def _read(self, frame: int) -> None:
+        self.clip.prefetch(frame)
+        if self.then is not None:
+            try:
+                self.then(frame)
+            except Exception:  # noqa: BLE001 - the render's own call raises it, naming the frame
+                pass
 
     def close(self) -> None:
         """Wait for the read under way (a decode cannot be interrupted) and stop the thread."""

@@ -95,6 +95,7 @@ class _Disparity:
                                                job.depth.stabilise_window,
                                                get_image=lambda i: clip.colour(clip.clip_frames[i]))
         self._cache: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def raw(self, i: int) -> np.ndarray:
         """Raw disparity of clip index ``i``; errors name the frame number, not the index."""
@@ -150,14 +151,27 @@ class _Disparity:
                 normaliser.add(disparity)
         return normaliser.clip_range()
 
+    @property
+    def can_read_ahead(self) -> bool:
+        """Whether :meth:`at` may run on the reader thread: plain depth -> disparity, no model
+        (torch, competing with the render) and no stabiliser (a window of frames)."""
+        return self._estimates is None and self._stabiliser is None and self.job.depth.depth_math != "direct"
+
     def at(self, frame: int) -> np.ndarray:
-        """Disparity used for rendering frame ``frame`` (stabilised when asked)."""
-        if frame not in self._cache:
-            if len(self._cache) > 2 * self.job.focus.smoothing_window + 2:
-                self._cache.pop(next(iter(self._cache)))
-            i = self.index[frame]
-            self._cache[frame] = self._stabiliser.frame(i) if self._stabiliser else self.raw(i)
-        return self._cache[frame]
+        """Disparity used for rendering frame ``frame`` (stabilised when asked).  Safe to call
+        from the reader thread too (:attr:`can_read_ahead`); it never computes a frame the
+        render is computing, since a read-ahead ends before its frame renders."""
+        with self._lock:
+            if frame in self._cache:
+                return self._cache[frame]
+        i = self.index[frame]
+        value = self._stabiliser.frame(i) if self._stabiliser else self.raw(i)
+        with self._lock:
+            if frame not in self._cache:
+                while len(self._cache) > 2 * self.job.focus.smoothing_window + 2:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[frame] = value
+            return self._cache[frame]
 
 
 class _Focus:
@@ -299,7 +313,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     meter = Throughput(len(to_render))
     # The next frame decodes while this one renders; the last one is written while this
     # one renders (pipeline/overlap.py).  A frame is done once it is on disk.
-    reader, writer = ReadAhead(clip), WriteBehind()
+    reader = ReadAhead(clip, then=disparity.at if disparity.can_read_ahead else None)
+    writer = WriteBehind()
     upcoming = [f for f in sequence if f in todo]
     after = dict(zip(upcoming, upcoming[1:]))  # frame -> the next frame this run renders
 
