@@ -6,7 +6,8 @@ Writes a short 1920x1080 clip of the demo shot (RGB + Z, half-float EXR) to a te
 folder, then times `focuspull render` on it end to end in a subprocess (start-up, EXR
 read, depth -> CoC, render, atomic EXR write), `--repeats` times with `--overwrite`.
 `--against DIR...` also times other checkouts' `focuspull render` (their `server/` on
-PYTHONPATH), round by round in turn, so every checkout meets the same load.
+PYTHONPATH), round by round in turn, so every checkout meets the same load; each round
+ends with the bare render, so the overhead column compares like with like.
 Beside it, the bare renderer (`render_coc` on the same frames, in this process, with the
 command's OpenMP wait policy) so the command's own cost -- its overhead -- is visible.
 Prints a Markdown table for BENCHMARKS.md and the load average before and after.
@@ -76,22 +77,20 @@ def main() -> int:
                "--fstop", str(LENS["fstop"]), "--sensor-width", str(LENS["sensor_width_mm"]),
                "--focus-distance", str(LENS["focus_distance_m"]), "--max-size", "32",
                "--overwrite", "--quiet"]
+        reuse_freed_memory()
+        lens = ThinLens(**LENS)
+        cocs = [coc_from_depth(fr.depth_m, lens, max_radius_px=32.0) for fr in frames]
+        render_coc(frames[0].rgb[:256, :256], cocs[0][:256, :256])  # warm-up
         cli: dict[str, list[float]] = {name: [] for name, _ in checkouts}
         cli_cpu: dict[str, list[float]] = {name: [] for name, _ in checkouts}
-        for _ in range(args.repeats):
+        bare, bare_cpu = [], []
+        for _ in range(args.repeats):  # each round: every checkout's command, then the bare render
             for name, root in checkouts:
                 env = {**os.environ, "PYTHONPATH": os.path.join(root, "server")}
                 cpu, start = _cpu(resource.RUSAGE_CHILDREN), time.perf_counter()
                 subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
                 cli[name].append((time.perf_counter() - start) / args.frames)
                 cli_cpu[name].append((_cpu(resource.RUSAGE_CHILDREN) - cpu) / args.frames)
-
-        reuse_freed_memory()
-        lens = ThinLens(**LENS)
-        cocs = [coc_from_depth(fr.depth_m, lens, max_radius_px=32.0) for fr in frames]
-        render_coc(frames[0].rgb[:256, :256], cocs[0][:256, :256])  # warm-up
-        bare, bare_cpu = [], []
-        for _ in range(args.repeats):
             cpu, start = _cpu(resource.RUSAGE_SELF), time.perf_counter()
             for fr, coc in zip(frames, cocs):
                 render_coc(fr.rgb, coc)
