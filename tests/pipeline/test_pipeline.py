@@ -204,7 +204,10 @@ def test_cancel_between_frames_leaves_only_complete_frames(tmp_path):
                 cancelled=lambda: len(events) >= 2)
     assert "'output.resume'" in info.value.hint
     names = sorted(os.listdir(tmp_path / "out"))
-    assert names == ["o.0001.exr", "o.0002.exr"]  # no partial frame, no temp file
+    # A frame is reported once it is on disk, and frame 3 was being written (write-behind)
+    # when the cancel was seen: it is finished and reported, nothing after it starts.
+    assert [e["frame"] for e in events] == [1, 2, 3]
+    assert names == ["o.0001.exr", "o.0002.exr", "o.0003.exr"]  # no partial frame, no temp file
     assert all(is_complete_frame(str(tmp_path / "out" / n)) for n in names)
 
 

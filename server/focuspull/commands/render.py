@@ -410,8 +410,11 @@ def run(args: argparse.Namespace) -> int:
     if args.print_job:
         print(json.dumps(job.to_dict(), indent=2))
         return 0
+    from focuspull.commands.cli import reuse_freed_memory
     from focuspull.pipeline.run import run_job
     from focuspull.pipeline.progress import ProgressLine
+
+    reuse_freed_memory()  # frame-sized buffers are reused, not faulted in again every frame
 
     progress = None if args.quiet else ProgressLine()
     try:

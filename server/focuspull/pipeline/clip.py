@@ -7,6 +7,8 @@ before the first frame renders.
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import Future
 from typing import Mapping
 
 import numpy as np
@@ -29,7 +31,12 @@ def job_colour(job: RenderJob) -> Colour:
 
 
 class DiskClip:
-    """Frames of a sequence on disk; keeps the few most recent reads."""
+    """Frames of a sequence on disk; keeps the few most recent reads.
+
+    Thread-safe: :meth:`prefetch` decodes a frame on a reader thread (a bounded read-ahead:
+    :class:`~focuspull.pipeline.overlap.ReadAhead`) while the current one renders; a read
+    already under way is waited for, never repeated.
+    """
 
     def __init__(self, job: RenderJob) -> None:
         self.job = job
@@ -71,16 +78,48 @@ class DiskClip:
         self.depth_channel = info.depth_channel
         self.height, self.width = info.height, info.width
         self.channel_names = list(info.channel_names)
-        self._cache: dict[tuple, object] = {}
+        # Reads by (pattern, frame), each a Future: done, or being read by another thread.
+        # Colour and depth of a frame come from one read; 4K is big: the frame being
+        # rendered, the one read ahead and one before (a separate depth sequence: x 2).
+        self._cache: dict[tuple, Future] = {}
+        self._cache_size = 3 if self.depth_pattern is None else 5
+        self._lock = threading.Lock()
+        self._rgba: dict[int, tuple] = {}  # frame -> (the Image, its rgba())
 
     def _read(self, pattern: SequencePattern, frame: int):
         key = (str(pattern), frame)
-        if key not in self._cache:
-            if len(self._cache) >= 3:  # colour and depth of a frame come from one read; 4K is big
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = read_image(pattern.path(frame), transfer=self.transfer
-                                          if pattern is self.pattern else "linear", colour=self.ocio)
-        return self._cache[key]
+        with self._lock:
+            pending = self._cache.get(key)
+            if pending is None:
+                pending = self._cache[key] = Future()
+                while len(self._cache) > self._cache_size:
+                    self._cache.pop(next(iter(self._cache)))
+                mine = True
+            else:
+                mine = False
+        if not mine:
+            return pending.result()  # read (or being read) by another thread: wait for it
+        try:
+            image = read_image(pattern.path(frame), transfer=self.transfer
+                               if pattern is self.pattern else "linear", colour=self.ocio)
+        except BaseException as exc:
+            with self._lock:  # not kept: the next reader tries again and gets its own error
+                if self._cache.get(key) is pending:
+                    del self._cache[key]
+            pending.set_exception(exc)
+            raise
+        pending.set_result(image)
+        return image
+
+    def prefetch(self, frame: int) -> None:
+        """Decode ``frame`` (colour and depth) into the cache; errors are left for the
+        render of that frame to meet (and report) in its own read."""
+        try:
+            self.colour(frame)
+            if self.depth_pattern is not None:
+                self._read(self.depth_pattern, frame)
+        except Exception:  # noqa: BLE001 - the frame's own read raises it, naming the frame
+            pass
 
     def image(self, frame: int):
         """The whole first part of the frame as read (:class:`~focuspull.io.images.Image`)."""
@@ -100,7 +139,22 @@ class DiskClip:
                            cancelled)
 
     def colour(self, frame: int) -> np.ndarray:
-        return self._read(self.pattern, frame).rgba()
+        """``H x W x 3|4`` of ``frame``: one array shared by every caller (the read-ahead
+        makes it while the previous frame renders), so never modify it in place."""
+        image = self._read(self.pattern, frame)
+        with self._lock:
+            cached = self._rgba.get(frame)
+        if cached is not None and cached[0] is image:
+            return cached[1]
+        pixels = image.rgba()
+        with self._lock:
+            cached = self._rgba.get(frame)
+            if cached is not None and cached[0] is image:  # another thread made it meanwhile
+                return cached[1]
+            self._rgba[frame] = (image, pixels)
+            while len(self._rgba) > 2:
+                self._rgba.pop(next(iter(self._rgba)))
+        return pixels
 
     def metadata(self, frame: int) -> dict:
         return self._read(self.pattern, frame).metadata
@@ -172,6 +226,9 @@ class InbandClip:
     def check_depth(self, check, cancelled=None) -> None:
         """``check(frame, depth)`` on every frame sent, before the first frame renders."""
         check_depth_values(self.depth, self.clip_frames, check, cancelled)
+
+    def prefetch(self, frame: int) -> None:  # noqa: ARG002 - in memory already
+        return None
 
     def colour(self, frame: int) -> np.ndarray:
         return np.asarray(self.data[frame]["rgba"], dtype=np.float32)

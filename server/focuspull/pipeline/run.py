@@ -21,6 +21,9 @@ Torch is imported only when a frame is rendered (the renderer, the depth models)
 """
 from __future__ import annotations
 
+import importlib
+import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional
@@ -35,6 +38,7 @@ from focuspull.io.metadata import FINGERPRINT_KEY
 from focuspull.spec.job import RenderJob
 from focuspull.stages.lens import coc_from_depth, coc_from_disparity, disparity_from_depth
 from focuspull.pipeline.plan import LensPlan, RenderSection
+from focuspull.pipeline.overlap import ReadAhead, WriteBehind
 from focuspull.pipeline.progress import Throughput
 from focuspull.stages.models import ModelCache
 from focuspull.pipeline.clip import DiskClip, InbandClip
@@ -91,6 +95,7 @@ class _Disparity:
                                                job.depth.stabilise_window,
                                                get_image=lambda i: clip.colour(clip.clip_frames[i]))
         self._cache: dict[int, np.ndarray] = {}
+        self._lock = threading.Lock()
 
     def raw(self, i: int) -> np.ndarray:
         """Raw disparity of clip index ``i``; errors name the frame number, not the index."""
@@ -146,14 +151,27 @@ class _Disparity:
                 normaliser.add(disparity)
         return normaliser.clip_range()
 
+    @property
+    def can_read_ahead(self) -> bool:
+        """Whether :meth:`at` may run on the reader thread: plain depth -> disparity, no model
+        (torch, competing with the render) and no stabiliser (a window of frames)."""
+        return self._estimates is None and self._stabiliser is None and self.job.depth.depth_math != "direct"
+
     def at(self, frame: int) -> np.ndarray:
-        """Disparity used for rendering frame ``frame`` (stabilised when asked)."""
-        if frame not in self._cache:
-            if len(self._cache) > 2 * self.job.focus.smoothing_window + 2:
-                self._cache.pop(next(iter(self._cache)))
-            i = self.index[frame]
-            self._cache[frame] = self._stabiliser.frame(i) if self._stabiliser else self.raw(i)
-        return self._cache[frame]
+        """Disparity used for rendering frame ``frame`` (stabilised when asked).  Safe to call
+        from the reader thread too (:attr:`can_read_ahead`); it never computes a frame the
+        render is computing, since a read-ahead ends before its frame renders."""
+        with self._lock:
+            if frame in self._cache:
+                return self._cache[frame]
+        i = self.index[frame]
+        value = self._stabiliser.frame(i) if self._stabiliser else self.raw(i)
+        with self._lock:
+            if frame not in self._cache:
+                while len(self._cache) > 2 * self.job.focus.smoothing_window + 2:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[frame] = value
+            return self._cache[frame]
 
 
 class _Focus:
@@ -243,6 +261,7 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     started = time.monotonic()
     if not isinstance(job, RenderJob):
         job = RenderJob.from_dict(job)
+    _import_renderer_ahead()  # torch loads (~1 s) while the preflight reads every frame
     if inband is None and not job.input.pattern:
         raise JobSpecError("the job has neither an input pattern nor in-band frames",
                            "set input.pattern (e.g. shot.####.exr) or send the frames with the job")
@@ -292,31 +311,61 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
     todo = set(to_render)
     sequence = list(frames) if preview is not None else list(to_render)
     meter = Throughput(len(to_render))
+    # The next frame decodes while this one renders; the last one is written while this
+    # one renders (pipeline/overlap.py).  A frame is done once it is on disk.
+    reader = ReadAhead(clip, then=disparity.at if disparity.can_read_ahead else None)
+    writer = WriteBehind()
+    upcoming = [f for f in sequence if f in todo]
+    after = dict(zip(upcoming, upcoming[1:]))  # frame -> the next frame this run renders
+
+    def done(frame: int, path: Optional[str]) -> None:
+        if path is not None:
+            result.written.append(path)
+        result.rendered.append(frame)
+        fps, eta_s = meter.tick()
+        if on_event is not None:
+            on_event({"type": "frame", "frame": frame, "done": meter.done, "total": meter.total,
+                      "fps": fps, "eta_s": eta_s, "path": path})
+
+    def write_done() -> None:
+        finished = writer.finish()
+        if finished is not None:
+            done(*finished)
+
     try:
         for frame in sequence:
             if frame not in todo:
                 preview.write(read_image(out.path(frame), transfer=transfer, colour=clip.ocio).rgba())
                 continue
             if cancelled is not None and cancelled():
+                write_done()  # the frame being written is complete: count it
                 raise Cancelled(f"cancelled after {len(result.rendered)} of {len(to_render)} frames",
                                 "finished frames are complete on disk; render again using 'output.resume'", field="output.resume")
+            reader.ahead(after.get(frame))
             image, rendered_channels = render(frame, clip, disparity, focus)
-            path = None
             if out is not None:
                 parts = frame_parts(job, clip, frame, image, names, passthrough, fingerprint, rendered_channels)
-                path = write_parts(out.path(frame), parts, compression=compression, half=job.output.half,
-                                   transfer=transfer, colour=clip.ocio)
-                result.written.append(path)
+                path = out.path(frame)
+                write_done()  # the previous frame: its error stops the job before this one is written
+                writer.start(frame, path, lambda path=path, parts=parts: write_parts(
+                    path, parts, compression=compression, half=job.output.half, transfer=transfer,
+                    colour=clip.ocio))
             else:
                 result.frames[frame] = image
             if preview is not None:
                 preview.write(image)
-            result.rendered.append(frame)
-            fps, eta_s = meter.tick()
-            if on_event is not None:
-                on_event({"type": "frame", "frame": frame, "done": meter.done, "total": meter.total,
-                          "fps": fps, "eta_s": eta_s, "path": path})
+            if out is None:
+                done(frame, None)
+        write_done()
     except BaseException:
+        try:  # the write in flight ends first (complete, or failed and removed); count it if complete
+            if writer.busy:
+                write_done()
+        except BaseException:  # noqa: BLE001 - the first error is the one to report
+            pass
+        finally:
+            writer.close()
+            reader.close()
         if preview is not None:
             try:  # keep what was rendered viewable, but never mask the real error
                 if preview.close():
@@ -324,6 +373,8 @@ def run_job(job: RenderJob, *, on_event: Optional[Callable[[dict], None]] = None
             except Exception:  # noqa: BLE001
                 preview.abort()
         raise
+    writer.close()
+    reader.close()
     if preview is not None and preview.close():
         result.preview = job.output.preview
     result.elapsed_s = time.monotonic() - started
@@ -334,6 +385,7 @@ def _renderer(job: RenderJob, lenses: LensPlan, cancelled: Optional[Callable[[],
               channel_groups: Optional[list] = None):
     """``render(frame, clip, disparity, focus) -> (H x W x C, {channel: H x W})`` for this job
     (torch loads here): the picture, and the ``output.channels`` rendered with the same CoC."""
+    _join_renderer_import()
     from focuspull.stages.render.layered import render_coc  # noqa: PLC0415
 
     _check_device(job.device)
@@ -426,6 +478,34 @@ class _Refined:
     def __call__(self, frame: int, clip, disparity: _Disparity, focus: _Focus) -> tuple:
         i = self.disparity.index[frame]
         return self.refiner.frame(i), self._inputs(i)[3]
+
+
+_RENDERER = "focuspull.stages.render.layered"
+_renderer_import: Optional[threading.Thread] = None
+
+
+def _import_renderer_ahead() -> None:
+    """Start importing the renderer (torch) on a thread, so that its second of start-up
+    overlaps the preflight's file reads (which release the GIL).  An import that fails
+    there fails again, with its real error, where the renderer is imported for good."""
+    global _renderer_import  # noqa: PLW0603 - one import per process
+    if _RENDERER in sys.modules or (_renderer_import is not None and _renderer_import.is_alive()):
+        return
+
+    def load() -> None:
+        try:
+            importlib.import_module(_RENDERER)
+        except BaseException:  # noqa: BLE001 - reported by the import in _renderer()
+            pass
+
+    _renderer_import = threading.Thread(target=load, name="focuspull-import")
+    _renderer_import.start()
+
+
+def _join_renderer_import() -> None:
+    thread = _renderer_import
+    if thread is not None:
+        thread.join()
 
 
 def _filter_image(job: RenderJob):

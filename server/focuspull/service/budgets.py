@@ -12,7 +12,11 @@ buffers) is bounded by those.
 pixels: about ``RENDER_BYTES_PER_VALUE`` bytes per pixel and channel (colour + coverage),
 measured with ``bench/speed.py``'s peak-RAM child (4K RGB, 64 px radius: +1.52 GiB with
 two blur threads each holding an FFT, i.e. ~48 bytes per value; rounded up for the
-border, the hidden layer and the blurred rectangles waiting to be composited).
+border, the hidden layer and the blurred rectangles waiting to be composited).  The
+pipeline adds two frames in flight beside the one rendering (``pipeline/overlap.py``: the
+next frame decoded ahead, the last one being encoded and written):
+``IN_FLIGHT_BYTES_PER_VALUE``, measured as the peak RSS of `focuspull render` with and
+without them (1080p RGB + Z: +140 MB, ~17 bytes per value; rounded up).
 """
 from __future__ import annotations
 
@@ -26,11 +30,13 @@ from focuspull.errors import InputError
 # (tests/service/test_client.py, short request timeout).
 SEND_HWM = 16
 RENDER_BYTES_PER_VALUE = 56
+IN_FLIGHT_BYTES_PER_VALUE = 20
 
 
 def render_memory_bytes(height: int, width: int, channels: int) -> int:
-    """Estimated peak memory the renderer adds for one ``height x width x channels`` frame."""
-    return int(height) * int(width) * (int(channels) + 1) * RENDER_BYTES_PER_VALUE
+    """Estimated peak memory a job adds for ``height x width x channels`` frames: the
+    renderer's working set and the frames read ahead and written behind."""
+    return int(height) * int(width) * (int(channels) + 1) * (RENDER_BYTES_PER_VALUE + IN_FLIGHT_BYTES_PER_VALUE)
 
 
 def check_render_memory(height: int, width: int, channels: int, max_bytes: int) -> None:
