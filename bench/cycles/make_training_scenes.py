@@ -170,7 +170,8 @@ def render(seed: int, lens: dict, *, dof: bool, samples: int, threads: int, tmpd
     return ms.read_layers(scene.render.filepath), lens
 
 
-def make(seed: int, out_root: str, threads: int) -> dict | None:
+def make(seed: int, out_root: str, threads: int, pinhole_samples: int = PINHOLE_SAMPLES,
+         dof_samples: int = DOF_SAMPLES) -> dict | None:
     folder = os.path.join(out_root, f"{seed:07d}")
     if os.path.isfile(os.path.join(folder, "scene.json")):
         return None
@@ -179,8 +180,8 @@ def make(seed: int, out_root: str, threads: int) -> dict | None:
     start = time.perf_counter()
     scene_seed = seed * 2 + 1  # the scene's own stream, independent of the lens draw
     with tempfile.TemporaryDirectory() as tmp:
-        pin, lens_full = render(scene_seed, lens, dof=False, samples=PINHOLE_SAMPLES, threads=threads, tmpdir=tmp)
-        dof, _ = render(scene_seed, lens, dof=True, samples=DOF_SAMPLES, threads=threads, tmpdir=tmp)
+        pin, lens_full = render(scene_seed, lens, dof=False, samples=pinhole_samples, threads=threads, tmpdir=tmp)
+        dof, _ = render(scene_seed, lens, dof=True, samples=dof_samples, threads=threads, tmpdir=tmp)
     z = pin["ViewLayer.Depth.Z"]
     tmp_folder = folder + ".tmp"
     os.makedirs(tmp_folder, exist_ok=True)
@@ -188,7 +189,7 @@ def make(seed: int, out_root: str, threads: int) -> dict | None:
                       ["R", "G", "B", "A", "Z"])
     ms.write_half_exr(os.path.join(tmp_folder, "cycles_dof.exr"), ms.rgba(dof, "ViewLayer.Combined"), list("RGBA"))
     meta = dict(width=ms.WIDTH, height=ms.HEIGHT, sensor_width_mm=ms.SENSOR_WIDTH_MM, seed=seed,
-                samples=dict(pinhole=PINHOLE_SAMPLES, dof=DOF_SAMPLES), denoiser="OpenImageDenoise",
+                samples=dict(pinhole=pinhole_samples, dof=dof_samples), denoiser="OpenImageDenoise",
                 generator="bench/cycles/make_training_scenes.py", render_seconds=round(time.perf_counter() - start, 2),
                 z_min_m=float(z.min()), z_max_m=float(z.max()), **lens_full)
     with open(os.path.join(tmp_folder, "scene.json"), "w") as fh:
@@ -204,10 +205,12 @@ def main(argv):
     p.add_argument("--first", type=int, default=0, help="first seed (validation: >= %d)" % VALIDATION_SEED0)
     p.add_argument("--count", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--pinhole-samples", type=int, default=PINHOLE_SAMPLES)
+    p.add_argument("--dof-samples", type=int, default=DOF_SAMPLES)
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     for seed in range(args.first, args.first + args.count):
-        meta = make(seed, os.path.abspath(args.out), args.threads)
+        meta = make(seed, os.path.abspath(args.out), args.threads, args.pinhole_samples, args.dof_samples)
         if meta:
             print(f"{seed}: {meta['render_seconds']:.1f} s, f/{meta['fstop']} {meta['focal_length_mm']:.0f} mm, "
                   f"focus {meta['focus_distance_m']:.2f} m, blades {meta['blades']}", flush=True)

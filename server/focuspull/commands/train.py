@@ -52,6 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "in stages 1 and 3")
     parser.add_argument("--cycles-fraction", type=float, default=1.0, metavar="F",
                         help="fraction of the steps of stages 1 and 3 on Cycles crops; the rest on ray-traced clips")
+    parser.add_argument("--cycles-limit", type=int, default=0, metavar="N",
+                        help="use only the first N scenes (sorted by name) of --cycles-data (0 = all)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--model-config", metavar="JSON", default="{}",
                         help='stage 1 only, new model: e.g. \'{"block_channels": [32, 64]}\'')
@@ -78,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
                       max_coc_px=args.max_coc, train_pool=args.train_pool,
                       model_config=model_config, display_weight=args.display_weight,
                       cycles_data=args.cycles_data, cycles_val=args.cycles_val,
-                      cycles_fraction=args.cycles_fraction)
+                      cycles_fraction=args.cycles_fraction, cycles_limit=args.cycles_limit)
     result = train_stage(cfg, log=lambda line: print(line, flush=True))
-    print(f"stage {args.stage}: validation loss {result['first_val']:.5f} -> {result['last_val']:.5f} "
+    print(f"stage {args.stage}: validation loss {result['first_val']:.5f} -> {result['last_val']:.5f}, "
+          f"display-referred MSE {result['first_val_display_mse']:.6f} -> {result['last_val_display_mse']:.6f} "
           f"in {result['steps']} steps ({result['seconds']:.0f} s); model in {args.out}", flush=True)
     return 0

@@ -98,16 +98,18 @@ class RefinerPipeline:
         cfg = self.config
         t, h, w = coc_px.shape
         dev, dt = self.device, self.dtype
-        aif = torch.from_numpy(np.ascontiguousarray(all_in_focus[..., :3], np.float32)).permute(0, 3, 1, 2)
-        cls_ = torch.from_numpy(np.ascontiguousarray(classical[..., :3], np.float32)).permute(0, 3, 1, 2)
-        coc = torch.from_numpy(np.ascontiguousarray(coc_px, np.float32))[:, None]
-        strength = frame_strength(coc)  # from the whole frame: every tile sees the same K
         tile, overlap, m = cfg.tile_size, cfg.tile_overlap, self.model.multiple
-        # Frames smaller than a tile are padded (reflect, then edge) to a whole tile.
-        ph, pw = (tile - h if h < tile else 0), (tile - w if w < tile else 0)
         if tile % m:
             raise ModelError(f"tile_size {tile} is not a multiple of {m}", "fix the model's config.json")
-        x = torch.cat([aif, cls_, coc], dim=1)
+        # One (T, 7, H, W) buffer filled in place: the window's inputs are held once, not copied
+        # per channel group (bounded memory at 4K: bench/refine_speed.py measures it).
+        x = torch.empty((t, 7, h, w), dtype=torch.float32)
+        x[:, 0:3] = _tensor(all_in_focus[..., :3]).permute(0, 3, 1, 2)
+        x[:, 3:6] = _tensor(classical[..., :3]).permute(0, 3, 1, 2)
+        x[:, 6] = _tensor(coc_px)
+        strength = frame_strength(x[:, 6:7])  # from the whole frame: every tile sees the same K
+        # Frames smaller than a tile are padded (reflect, then edge) to a whole tile.
+        ph, pw = (tile - h if h < tile else 0), (tile - w if w < tile else 0)
         if ph or pw:
             x = _pad(x, ph, pw)
         hh, ww = x.shape[-2:]
@@ -147,6 +149,12 @@ def apply_correction(classical: np.ndarray, delta: torch.Tensor) -> np.ndarray:
     out = np.array(classical, dtype=np.float32, copy=True)
     out[..., :3] += change.permute(1, 2, 0).numpy()
     return out
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A torch view of ``a`` (copied only when its strides are negative, which torch cannot view)."""
+    a = np.asarray(a)
+    return torch.from_numpy(a if all(s >= 0 for s in a.strides) else np.ascontiguousarray(a))
 
 
 def _pad(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:

@@ -74,7 +74,8 @@ def load_scene(folder: Path) -> CyclesScene:
 
 def scene_folders(root: Path) -> list[Path]:
     root = Path(root)
-    folders = sorted(p for p in root.iterdir() if (p / "scene.json").is_file()) if root.is_dir() else []
+    folders = sorted(p for p in root.iterdir() if (p / "scene.json").is_file() and not p.name.endswith(".tmp")) \
+        if root.is_dir() else []
     if not folders:
         raise InputError(f"no Cycles training scenes in {root}",
                          "render some with bench/cycles/make_training_scenes.py (see docs/refine.md)")

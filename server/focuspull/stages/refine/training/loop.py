@@ -56,7 +56,7 @@ class TrainConfig:
     ``cycles_data``: a folder of Cycles training scenes (:mod:`.cycles`); stages 1 and 3 then
     train a fraction ``cycles_fraction`` of their steps on crops of them (1-frame clips of
     ``size``), the rest on ray-traced clips; ``cycles_val`` (a disjoint folder) replaces the
-    ray-traced validation split; ``cycles_limit`` > 0 loads only that many scenes.
+    ray-traced validation split; ``cycles_limit`` > 0 loads only that many training scenes.
     """
 
     out: Path
@@ -113,10 +113,8 @@ def display_referred(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0.0, 1.0) + 1e-3) ** (1.0 / 2.2)
 
 
-def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: float,
-            device: torch.device, display_weight: float = 0.0) -> torch.Tensor:
-    """L1 in tone space of the refined clip against the truth (+ Sobel L1, + display-referred
-    L1 + per-clip RMSE when ``display_weight``)."""
+def refine_batch(model: RefinerModel, clips: list[Clip], frames: int, device: torch.device):
+    """``(refined, truth)`` in tone space for a batch of clips of ``frames`` frames each."""
     aif, classical, truth, coc = clip_batch(clips, device)
     if all(c.strength_px is not None for c in clips):  # crops: K of the whole frames
         strength = torch.from_numpy(np.concatenate([c.strength_px for c in clips]).astype(np.float32)).to(device)
@@ -125,16 +123,29 @@ def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: f
     cfg = model.config
     feats = model_inputs(aif, classical, coc, strength, cfg.num_bands, cfg.band_exponent)
     delta = model(feats, strength, num_frames=frames)
-    refined, target = tone(classical) + delta, tone(truth)
+    return tone(classical) + delta, tone(truth)
+
+
+def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: float,
+            device: torch.device, display_weight: float = 0.0) -> torch.Tensor:
+    """L1 in tone space of the refined clip against the truth (+ Sobel L1, + display-referred
+    L1 + per-clip RMSE when ``display_weight``)."""
+    refined, target = refine_batch(model, clips, frames, device)
     loss = (refined - target).abs().mean()
     if sobel_weight:
         loss = loss + sobel_weight * (sobel(refined) - sobel(target)).abs().mean()
     if display_weight:
-        # The refined image as the pipeline forms it: classical + (untone(tone(c) + d) - c).
-        diff = display_referred(untone(refined)) - display_referred(truth)
+        # The refined image as the pipeline forms it: untone(tone(classical) + delta).
+        diff = display_referred(untone(refined)) - display_referred(untone(target))
         rmse = diff.pow(2).flatten(1).mean(dim=1).add(1e-8).sqrt().mean()
         loss = loss + display_weight * (diff.abs().mean() + rmse)
     return loss
+
+
+def display_mse(model: RefinerModel, clips: list[Clip], frames: int, device: torch.device) -> float:
+    """The benchmark's error: mean squared difference of display-referred refined and truth."""
+    refined, target = refine_batch(model, clips, frames, device)
+    return float((display_referred(untone(refined)) - display_referred(untone(target))).pow(2).mean())
 
 
 def training_seed(seed: int, stage: int, step: int, i: int, per_step: int) -> int:
@@ -153,7 +164,7 @@ def validation_clips(cfg: TrainConfig, spec: StageSpec) -> list[Clip]:
     if uses_cycles(cfg, spec) and cfg.cycles_val is not None:
         from focuspull.stages.refine.training.cycles import load_scenes, validation_crops  # noqa: PLC0415
 
-        return validation_crops(load_scenes(cfg.cycles_val, cfg.cycles_limit), cfg.size)
+        return validation_crops(load_scenes(cfg.cycles_val), cfg.size)
     return [_clip(cfg, spec, VALIDATION_SEED0 + i) for i in range(cfg.val_clips)]
 
 
@@ -194,23 +205,22 @@ class _TrainingClips:
 
 
 def validate(model: RefinerModel, clips: list[Clip], spec: StageSpec, device: torch.device,
-             display_weight: float = 0.0) -> float:
-    """Mean loss per clip (clips of one shape go in batches of 16; the loss is a per-clip mean)."""
+             display_weight: float = 0.0) -> tuple[float, float]:
+    """``(loss, display-referred MSE)``, means over the clips (one shape per batch of up to 16;
+    both are per-clip means, so batching does not change them)."""
     model.eval()
-    losses = []
+    parts = []
     with torch.no_grad():
         for i in range(0, len(clips), 16):
             group = clips[i:i + 16]
-            if len({c.coc_px.shape for c in group}) > 1 or any(c.strength_px is None for c in group) \
-                    and len(group) > 1:
-                parts = [[c] for c in group]
-            else:
-                parts = [group]
-            for part in parts:
-                loss = loss_of(model, part, part[0].coc_px.shape[0], spec.sobel_weight, device, display_weight)
-                losses.append((float(loss), len(part)))
+            same = len({c.coc_px.shape for c in group}) == 1 and len({c.strength_px is None for c in group}) == 1
+            for part in [group] if same else [[c] for c in group]:
+                frames = part[0].coc_px.shape[0]
+                parts.append((float(loss_of(model, part, frames, spec.sobel_weight, device, display_weight)),
+                              display_mse(model, part, frames, device), len(part)))
     model.train()
-    return float(sum(v * n for v, n in losses) / sum(n for _, n in losses))
+    total = sum(n for _, _, n in parts)
+    return (sum(v * n for v, _, n in parts) / total, sum(m * n for _, m, n in parts) / total)
 
 
 def load_start_model(cfg: TrainConfig) -> RefinerModel:
@@ -224,7 +234,9 @@ def load_start_model(cfg: TrainConfig) -> RefinerModel:
 
 
 def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -> dict:
-    """Run (or resume) one stage; returns ``{"first_val", "last_val", "steps", "seconds"}``."""
+    """Run (or resume) one stage; returns ``{"first_val", "last_val", "first_val_display_mse",
+    "last_val_display_mse", "steps", "seconds"}`` (validation loss and the benchmark's
+    display-referred MSE on the validation split, at the stage's first and last validation)."""
     if cfg.stage not in STAGES:
         raise InputError(f"stage must be 1, 2 or 3, got {cfg.stage}", "pass --stage 1, 2 or 3")
     spec = STAGES[cfg.stage]
@@ -256,7 +268,8 @@ def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -
     started = time.monotonic()
     model.train()
     if step == 0:
-        history.append({"step": 0, "val_loss": validate(model, val, spec, device, cfg.display_weight)})
+        loss, mse = validate(model, val, spec, device, cfg.display_weight)
+        history.append({"step": 0, "val_loss": loss, "val_display_mse": mse})
         _append(stage_dir / "log.jsonl", history[-1])
     while step < cfg.steps:
         clips = source.at(step)
@@ -269,18 +282,21 @@ def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -
         step += 1
         entry = {"step": step, "train_loss": round(float(loss.detach()), 6)}
         if step % cfg.val_every == 0 or step == cfg.steps:
-            entry["val_loss"] = validate(model, val, spec, device, cfg.display_weight)
+            entry["val_loss"], entry["val_display_mse"] = validate(model, val, spec, device, cfg.display_weight)
         if "val_loss" in entry or step % 10 == 0:
             history.append(entry)
             _append(stage_dir / "log.jsonl", entry)
             if log is not None:
                 log(f"stage {cfg.stage} step {step}/{cfg.steps} train {entry['train_loss']:.5f}"
-                    + (f" val {entry['val_loss']:.5f}" if "val_loss" in entry else ""))
+                    + (f" val {entry['val_loss']:.5f} (display MSE {entry['val_display_mse']:.6f})"
+                       if "val_loss" in entry else ""))
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _save_checkpoint(ckpt_path, model, opt, step, history)
     model.save_pretrained(str(cfg.out), safe_serialization=True)
-    vals = [h["val_loss"] for h in history if "val_loss" in h]
-    return {"first_val": vals[0], "last_val": vals[-1], "steps": step, "seconds": time.monotonic() - started}
+    vals = [h for h in history if "val_loss" in h]
+    return {"first_val": vals[0]["val_loss"], "last_val": vals[-1]["val_loss"],
+            "first_val_display_mse": vals[0].get("val_display_mse"), "last_val_display_mse": vals[-1].get("val_display_mse"),
+            "steps": step, "seconds": time.monotonic() - started}
 
 
 def _save_checkpoint(path: Path, model, opt, step: int, history: list) -> None:
