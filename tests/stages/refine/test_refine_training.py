@@ -121,13 +121,13 @@ def test_perturbed_depth_changes_the_coc_but_not_the_truth():
 
 
 def test_the_validation_loss_falls(tmp_path):
-    """A tiny model trained a few hundred CPU steps on fresh ray-traced clips (never the same
-    clip twice) gets better on the disjoint validation seeds: the benchmark's error
-    (display-referred MSE) falls by more than 1 % and the training objective does not rise.
-    (Measured: display MSE 0.002110 -> 0.002077, -1.5 %; loss 0.01928 -> 0.01924.)  The
-    figures are small because the model is: the shipped model's are in its MODEL_CARD.md."""
-    cfg = tiny_cfg(tmp_path, steps=300, clips_per_step=2, train_pool=0, val_every=300, val_clips=8, lr=2e-3,
-                   checkpoint_every=300)
+    """A tiny model trained 300 CPU steps on 120 ray-traced clips, with the benchmark-aligned
+    loss, gets better on the disjoint validation seeds: the benchmark's own error
+    (display-referred MSE) falls by more than 2 % and the validation loss falls too.
+    (Measured: display MSE -3.5 %, loss -0.9 %.)  The figures are small because the model
+    is; the shipped model's are in its MODEL_CARD.md."""
+    cfg = tiny_cfg(tmp_path, steps=300, clips_per_step=2, train_pool=120, val_every=300, val_clips=8, lr=2e-3,
+                   checkpoint_every=300, display_weight=1.0)
     result = train_stage(cfg)
-    assert result["last_val_display_mse"] < 0.99 * result["first_val_display_mse"]
-    assert result["last_val"] <= result["first_val"]
+    assert result["last_val_display_mse"] < 0.98 * result["first_val_display_mse"]
+    assert result["last_val"] < result["first_val"]

@@ -126,11 +126,9 @@ def refine_batch(model: RefinerModel, clips: list[Clip], frames: int, device: to
     return tone(classical) + delta, tone(truth)
 
 
-def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: float,
-            device: torch.device, display_weight: float = 0.0) -> torch.Tensor:
-    """L1 in tone space of the refined clip against the truth (+ Sobel L1, + display-referred
-    L1 + per-clip RMSE when ``display_weight``)."""
-    refined, target = refine_batch(model, clips, frames, device)
+def objective(refined: torch.Tensor, target: torch.Tensor, sobel_weight: float,
+              display_weight: float = 0.0) -> torch.Tensor:
+    """The training loss of tone-space ``refined`` against ``target`` (see :func:`loss_of`)."""
     loss = (refined - target).abs().mean()
     if sobel_weight:
         loss = loss + sobel_weight * (sobel(refined) - sobel(target)).abs().mean()
@@ -142,9 +140,15 @@ def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: f
     return loss
 
 
-def display_mse(model: RefinerModel, clips: list[Clip], frames: int, device: torch.device) -> float:
-    """The benchmark's error: mean squared difference of display-referred refined and truth."""
-    refined, target = refine_batch(model, clips, frames, device)
+def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: float,
+            device: torch.device, display_weight: float = 0.0) -> torch.Tensor:
+    """L1 in tone space of the refined clip against the truth (+ Sobel L1, + display-referred
+    L1 + per-clip RMSE when ``display_weight``)."""
+    return objective(*refine_batch(model, clips, frames, device), sobel_weight, display_weight)
+
+
+def display_mse(refined: torch.Tensor, target: torch.Tensor) -> float:
+    """The benchmark's error: mean squared difference of display-referred tone-space images."""
     return float((display_referred(untone(refined)) - display_referred(untone(target))).pow(2).mean())
 
 
@@ -215,9 +219,9 @@ def validate(model: RefinerModel, clips: list[Clip], spec: StageSpec, device: to
             group = clips[i:i + 16]
             same = len({c.coc_px.shape for c in group}) == 1 and len({c.strength_px is None for c in group}) == 1
             for part in [group] if same else [[c] for c in group]:
-                frames = part[0].coc_px.shape[0]
-                parts.append((float(loss_of(model, part, frames, spec.sobel_weight, device, display_weight)),
-                              display_mse(model, part, frames, device), len(part)))
+                refined, target = refine_batch(model, part, part[0].coc_px.shape[0], device)
+                parts.append((float(objective(refined, target, spec.sobel_weight, display_weight)),
+                              display_mse(refined, target), len(part)))
     model.train()
     total = sum(n for _, _, n in parts)
     return (sum(v * n for v, _, n in parts) / total, sum(m * n for _, m, n in parts) / total)
