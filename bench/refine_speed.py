@@ -7,7 +7,12 @@ Times one temporal window of ``--frames`` frames (the model's window) of the dem
 given (the classical render is not timed: bench/speed.py measures it).  In a long clip every
 frame is in ``window / (window - overlap)`` windows, so the steady-state cost per frame is the
 window's time divided by the window stride; both figures are printed.  Peak RAM is the peak
-RSS of a child process refining one window at ``--memory-*`` size (0 = skip).
+RSS of a child process refining one window at ``--memory-*`` size (0 = skip).  The child
+stops after ``--memory-batches`` tile batches (0 = the whole window): every window-sized
+buffer (the caller's inputs, the pipeline's one input buffer, the correction) is allocated
+and written before the first batch and each batch's activations are freed before the next,
+so the peak is reached in the first batches; the whole 4K window would take most of an
+hour on a 2-core CPU for the same figure.
 """
 from __future__ import annotations
 
@@ -42,14 +47,33 @@ def window_inputs(width: int, height: int, frames: int):
     return aif, coc, aif.copy()  # the classical render's values do not change the network's cost
 
 
-def run_window(model: Path, width: int, height: int, frames: int) -> float:
+class _Enough(Exception):
+    pass
+
+
+def run_window(model: Path, width: int, height: int, frames: int, max_batches: int = 0) -> tuple[float, int]:
+    """Seconds to refine one window, and the number of tile batches run."""
     from focuspull.stages.refine import load_refiner  # noqa: PLC0415
 
     pipe = load_refiner(model)
     aif, coc, classical = window_inputs(width, height, frames)
+    forward, calls = pipe.model.forward, [0]
+
+    def counted(*args, **kwargs):
+        if max_batches and calls[0] >= max_batches:
+            raise _Enough
+        calls[0] += 1
+        return forward(*args, **kwargs)
+
+    pipe.model.forward = counted
     start = time.perf_counter()
-    pipe.window_correction(aif, coc, classical)
-    return time.perf_counter() - start
+    try:
+        pipe.window_correction(aif, coc, classical)
+    except _Enough:
+        pass
+    finally:
+        pipe.model.forward = forward
+    return time.perf_counter() - start, calls[0]
 
 
 def main(argv=None) -> int:
@@ -60,6 +84,7 @@ def main(argv=None) -> int:
     p.add_argument("--frames", type=int, default=None, help="window length (default: the model's)")
     p.add_argument("--memory-width", type=int, default=3840)
     p.add_argument("--memory-height", type=int, default=2160)
+    p.add_argument("--memory-batches", type=int, default=4, help="tile batches the memory child runs (0 = all)")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     from focuspull.stages.refine import load_refiner  # noqa: PLC0415
@@ -67,25 +92,26 @@ def main(argv=None) -> int:
     cfg = load_refiner(args.model).config
     frames = args.frames or cfg.window
     if args.child:
-        seconds = run_window(args.model, args.width, args.height, frames)
+        seconds, batches = run_window(args.model, args.width, args.height, frames, args.memory_batches)
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-        print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+        print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "batches": batches}))
         return 0
-    seconds = run_window(args.model, args.width, args.height, frames)
+    seconds, batches = run_window(args.model, args.width, args.height, frames)
     stride = max(1, cfg.window - cfg.window_overlap) if frames == cfg.window else frames
     print(f"{args.width}x{args.height}, window of {frames} frames: {seconds:.1f} s "
           f"= {seconds / frames:.2f} s per frame of the window, {seconds / stride:.2f} s/frame steady state "
-          f"(windows every {stride} frames), torch threads {__import__('torch').get_num_threads()}")
+          f"(windows every {stride} frames), {batches} tile batches, torch threads {__import__('torch').get_num_threads()}")
     if args.memory_width:
         out = subprocess.run([sys.executable, __file__, "--child", "--model", str(args.model),
                               "--width", str(args.memory_width), "--height", str(args.memory_height),
-                              "--frames", str(frames)], capture_output=True, text=True, env=os.environ)
+                              "--frames", str(frames), "--memory-batches", str(args.memory_batches)],
+                             capture_output=True, text=True, env=os.environ)
         if out.returncode:
             print(out.stderr[-2000:])
             return 1
         child = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"{args.memory_width}x{args.memory_height}, window of {frames}: peak RSS "
-              f"{child['peak_rss_mb']:.0f} MB, {child['seconds']:.1f} s")
+              f"{child['peak_rss_mb']:.0f} MB ({child['batches']} tile batches run, {child['seconds']:.1f} s)")
     return 0
 
 

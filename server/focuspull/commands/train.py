@@ -41,6 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest CoC radius of the generated clips (must stay under half the frame diagonal)")
     parser.add_argument("--train-pool", type=int, default=0, metavar="N",
                         help="0: a fresh ray-traced clip per sample; N: cycle over N clips made once")
+    parser.add_argument("--display-weight", type=float, default=0.0, metavar="W",
+                        help="add W x the benchmark's display-referred error (L1 + RMSE of clip(x,0,1)^(1/2.2)) "
+                             "to the tone-space L1")
+    parser.add_argument("--cycles-data", type=Path, default=None, metavar="DIR",
+                        help="Cycles training scenes (bench/cycles/make_training_scenes.py); stages 1 and 3 "
+                             "train on crops of them (1-frame clips of --size)")
+    parser.add_argument("--cycles-val", type=Path, default=None, metavar="DIR",
+                        help="Cycles validation scenes (a disjoint folder): replaces the ray-traced validation split "
+                             "in stages 1 and 3")
+    parser.add_argument("--cycles-fraction", type=float, default=1.0, metavar="F",
+                        help="fraction of the steps of stages 1 and 3 on Cycles crops; the rest on ray-traced clips")
+    parser.add_argument("--cycles-limit", type=int, default=0, metavar="N",
+                        help="use only the first N scenes (sorted by name) of --cycles-data (0 = all)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--model-config", metavar="JSON", default="{}",
                         help='stage 1 only, new model: e.g. \'{"block_channels": [32, 64]}\'')
@@ -55,14 +68,21 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--model-config is not JSON: {exc}", "pass e.g. '{\"block_channels\": [16, 32]}'") from None
     if args.steps < 1:
         raise InputError(f"--steps must be >= 1, got {args.steps}", "pass e.g. --steps 1000")
+    if not 0.0 <= args.cycles_fraction <= 1.0:
+        raise InputError(f"--cycles-fraction must be in 0..1, got {args.cycles_fraction}", "pass e.g. --cycles-fraction 0.9")
+    if args.cycles_val is not None and args.cycles_data is None:
+        raise InputError("--cycles-val needs --cycles-data", "pass the training scenes with --cycles-data DIR")
     from focuspull.stages.refine.training.loop import TrainConfig, train_stage  # torch, diffusers
 
     cfg = TrainConfig(out=args.out, stage=args.stage, steps=args.steps, clips_per_step=args.clips_per_step,
                       size=args.size, lr=args.lr, seed=args.seed, val_every=args.val_every,
                       val_clips=args.val_clips, checkpoint_every=args.checkpoint_every, aperture_samples=args.aperture_samples, device=args.device,
                       max_coc_px=args.max_coc, train_pool=args.train_pool,
-                      model_config=model_config)
+                      model_config=model_config, display_weight=args.display_weight,
+                      cycles_data=args.cycles_data, cycles_val=args.cycles_val,
+                      cycles_fraction=args.cycles_fraction, cycles_limit=args.cycles_limit)
     result = train_stage(cfg, log=lambda line: print(line, flush=True))
-    print(f"stage {args.stage}: validation loss {result['first_val']:.5f} -> {result['last_val']:.5f} "
+    print(f"stage {args.stage}: validation loss {result['first_val']:.5f} -> {result['last_val']:.5f}, "
+          f"display-referred MSE {result['first_val_display_mse']:.6f} -> {result['last_val_display_mse']:.6f} "
           f"in {result['steps']} steps ({result['seconds']:.0f} s); model in {args.out}", flush=True)
     return 0

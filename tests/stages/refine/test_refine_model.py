@@ -153,3 +153,20 @@ def test_band_masks_partition_unity_and_are_finer_near_focus():
     assert torch.allclose(masks.sum(dim=1), torch.ones(1, 1, 97), atol=1e-5)
     assert int(masks[0, :, 0, 48].argmax()) == 0  # in focus: the first band
     assert masks[0, -1, 0, 0] > 0.9 and masks[0, -1, 0, -1] > 0.9  # both ends: the last band
+
+
+def test_batching_tiles_changes_nothing_but_the_speed():
+    """Tiles go through the network 16 at a time; each is normalised on its own, so one tile
+    per call gives the same pixels (to float rounding), and the correction scale scales the
+    correction."""
+    aif, coc, classical = clip(t=3, h=70, w=100)
+    model = tiny_model(random_head=True)
+    batched = RefinerPipeline(model, tiles_per_batch=16).window_correction(aif, coc, classical)
+    single = RefinerPipeline(model, tiles_per_batch=1).window_correction(aif, coc, classical)
+    assert batched.abs().max() > 1e-3
+    torch.testing.assert_close(batched, single, rtol=1e-4, atol=1e-5)
+    model.register_to_config(correction_scale=0.5)
+    half = RefinerPipeline(model).window_correction(aif, coc, classical)
+    torch.testing.assert_close(half, batched * 0.5, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="tiles_per_batch"):
+        RefinerPipeline(model, tiles_per_batch=0)

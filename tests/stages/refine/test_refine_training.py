@@ -118,3 +118,16 @@ def test_perturbed_depth_changes_the_coc_but_not_the_truth():
     b = make_clip(7, 2, 24, perturb=True, max_coc_px=6.0, aperture_count=16)
     assert np.array_equal(a.truth, b.truth)
     assert not np.array_equal(a.coc_px, b.coc_px)
+
+
+def test_the_validation_loss_falls(tmp_path):
+    """A tiny model trained 300 CPU steps on 120 ray-traced clips, with the benchmark-aligned
+    loss, gets better on the disjoint validation seeds: the benchmark's own error
+    (display-referred MSE) falls by more than 2 % and the validation loss falls too.
+    (Measured: display MSE -3.5 %, loss -0.9 %.)  The figures are small because the model
+    is; the shipped model's are in its MODEL_CARD.md."""
+    cfg = tiny_cfg(tmp_path, steps=300, clips_per_step=2, train_pool=120, val_every=300, val_clips=8, lr=2e-3,
+                   checkpoint_every=300, display_weight=1.0)
+    result = train_stage(cfg)
+    assert result["last_val_display_mse"] < 0.98 * result["first_val_display_mse"]
+    assert result["last_val"] < result["first_val"]

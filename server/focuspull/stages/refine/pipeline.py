@@ -7,7 +7,9 @@ Convention: numpy ``float32`` at the boundary, ``(T, H, W, C)`` scene-linear lig
 premultiplied RGBA; alpha passes through from the classical render), CoC ``(T, H, W)`` signed px.
 
 * Any frame size: tiles of the model's ``tile_size`` overlapping by ``tile_overlap``, blended
-  with raised-cosine weights; frames smaller than a tile are reflect-padded to one.
+  with raised-cosine weights; frames smaller than a tile are reflect-padded to one.  Tiles
+  run through the network ``tiles_per_batch`` at a time (memory: that many tiles x frames of
+  activations).
 * Any clip length: windows of ``window`` frames overlapping by ``window_overlap``, cross-faded
   (:mod:`.tiling`); a 1-frame clip is a 1-frame window.
 * Precision: fp32 on the CPU; fp16 (or bf16 if asked) on CUDA.
@@ -45,7 +47,11 @@ def default_dtype(device: torch.device) -> torch.dtype:
 class RefinerPipeline:
     """Run a :class:`~focuspull.stages.refine.model.RefinerModel` over tiles and windows."""
 
-    def __init__(self, model, device: str | torch.device = "cpu", dtype: torch.dtype | None = None):
+    def __init__(self, model, device: str | torch.device = "cpu", dtype: torch.dtype | None = None,
+                 tiles_per_batch: int = 16):
+        if tiles_per_batch < 1:
+            raise ValueError(f"tiles_per_batch must be >= 1, got {tiles_per_batch}")
+        self.tiles_per_batch = tiles_per_batch
         self.device = torch.device(device)
         self.dtype = dtype or default_dtype(self.device)
         model = model.to(self.device)
@@ -92,29 +98,37 @@ class RefinerPipeline:
         cfg = self.config
         t, h, w = coc_px.shape
         dev, dt = self.device, self.dtype
-        aif = torch.from_numpy(np.ascontiguousarray(all_in_focus[..., :3], np.float32)).permute(0, 3, 1, 2)
-        cls_ = torch.from_numpy(np.ascontiguousarray(classical[..., :3], np.float32)).permute(0, 3, 1, 2)
-        coc = torch.from_numpy(np.ascontiguousarray(coc_px, np.float32))[:, None]
-        strength = frame_strength(coc)  # from the whole frame: every tile sees the same K
         tile, overlap, m = cfg.tile_size, cfg.tile_overlap, self.model.multiple
-        # Frames smaller than a tile are padded (reflect, then edge) to a whole tile.
-        ph, pw = (tile - h if h < tile else 0), (tile - w if w < tile else 0)
         if tile % m:
             raise ModelError(f"tile_size {tile} is not a multiple of {m}", "fix the model's config.json")
-        x = torch.cat([aif, cls_, coc], dim=1)
+        # One (T, 7, H, W) buffer filled in place: the window's inputs are held once, not copied
+        # per channel group (bounded memory at 4K: bench/refine_speed.py measures it).
+        x = torch.empty((t, 7, h, w), dtype=torch.float32)
+        x[:, 0:3] = _tensor(all_in_focus[..., :3]).permute(0, 3, 1, 2)
+        x[:, 3:6] = _tensor(classical[..., :3]).permute(0, 3, 1, 2)
+        x[:, 6] = _tensor(coc_px)
+        strength = frame_strength(x[:, 6:7])  # from the whole frame: every tile sees the same K
+        # Frames smaller than a tile are padded (reflect, then edge) to a whole tile.
+        ph, pw = (tile - h if h < tile else 0), (tile - w if w < tile else 0)
         if ph or pw:
             x = _pad(x, ph, pw)
         hh, ww = x.shape[-2:]
         out = torch.zeros((t, 3, hh, ww), dtype=torch.float32)
+        tiles = [(y0, y1, wy, x0, x1, wx) for y0, y1, wy in piece_weights(hh, tile, overlap)
+                 for x0, x1, wx in piece_weights(ww, tile, overlap)]
         with torch.inference_mode():
-            for y0, y1, wy in piece_weights(hh, tile, overlap):
-                for x0, x1, wx in piece_weights(ww, tile, overlap):
-                    crop = x[..., y0:y1, x0:x1]
-                    feats = model_inputs(crop[:, 0:3], crop[:, 3:6], crop[:, 6:7], strength,
-                                         cfg.num_bands, cfg.band_exponent)
-                    delta = self.model(feats.to(dev, dt), strength.to(dev), num_frames=t).float().cpu()
+            # Tiles go through the network in batches (tiles x frames); each sample is normalised
+            # on its own (GroupNorm), so batching changes the speed, not the result.
+            for i in range(0, len(tiles), self.tiles_per_batch):
+                group = tiles[i:i + self.tiles_per_batch]
+                feats = torch.cat([model_inputs(c[:, 0:3], c[:, 3:6], c[:, 6:7], strength, cfg.num_bands,
+                                                cfg.band_exponent)
+                                   for c in (x[..., y0:y1, x0:x1] for y0, y1, _, x0, x1, _ in group)])
+                delta = self.model(feats.to(dev, dt), strength.repeat(len(group)).to(dev),
+                                   num_frames=t).float().cpu()
+                for k, (y0, y1, wy, x0, x1, wx) in enumerate(group):
                     weight = torch.from_numpy(np.outer(wy, wx).astype(np.float32))
-                    out[..., y0:y1, x0:x1] += delta * weight
+                    out[..., y0:y1, x0:x1] += delta[k * t:(k + 1) * t] * weight
         return out[..., :h, :w]
 
     def __call__(self, all_in_focus: np.ndarray, coc_px: np.ndarray, classical: np.ndarray) -> RefinerOutput:
@@ -135,6 +149,12 @@ def apply_correction(classical: np.ndarray, delta: torch.Tensor) -> np.ndarray:
     out = np.array(classical, dtype=np.float32, copy=True)
     out[..., :3] += change.permute(1, 2, 0).numpy()
     return out
+
+
+def _tensor(a: np.ndarray) -> torch.Tensor:
+    """A torch view of ``a`` (copied only when its strides are negative, which torch cannot view)."""
+    a = np.asarray(a)
+    return torch.from_numpy(a if all(s >= 0 for s in a.strides) else np.ascontiguousarray(a))
 
 
 def _pad(x: torch.Tensor, ph: int, pw: int) -> torch.Tensor:

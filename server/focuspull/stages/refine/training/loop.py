@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from focuspull.errors import InputError
-from focuspull.stages.refine.conditioning import frame_strength, model_inputs, tone
+from focuspull.stages.refine.conditioning import frame_strength, model_inputs, tone, untone
 from focuspull.stages.refine.model import RefinerModel, decoder_parameter_names, temporal_parameter_names
 from focuspull.stages.refine.training.scenes import VALIDATION_SEED0, Clip, make_clip
 
@@ -51,6 +51,12 @@ class TrainConfig:
 
     ``train_pool`` 0 draws a fresh clip for every sample; N > 0 cycles over N training
     clips made once (tiny runs, tests).  ``max_coc_px`` caps the CoC of the generated clips.
+    ``display_weight`` adds the metric's own error (display-referred ``clip(x,0,1)^(1/2.2)``,
+    L1 + per-clip RMSE, i.e. PSNR's) to the tone-space L1.
+    ``cycles_data``: a folder of Cycles training scenes (:mod:`.cycles`); stages 1 and 3 then
+    train a fraction ``cycles_fraction`` of their steps on crops of them (1-frame clips of
+    ``size``), the rest on ray-traced clips; ``cycles_val`` (a disjoint folder) replaces the
+    ray-traced validation split; ``cycles_limit`` > 0 loads only that many training scenes.
     """
 
     out: Path
@@ -68,6 +74,11 @@ class TrainConfig:
     train_pool: int = 0
     device: str = "cpu"
     model_config: dict = field(default_factory=dict)
+    display_weight: float = 0.0
+    cycles_data: Optional[Path] = None
+    cycles_val: Optional[Path] = None
+    cycles_fraction: float = 1.0
+    cycles_limit: int = 0
 
 
 def trainable_names(model: RefinerModel, trains: str) -> list[str]:
@@ -97,19 +108,48 @@ def clip_batch(clips: list[Clip], device: torch.device):
     return aif, classical, truth, coc
 
 
-def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: float,
-            device: torch.device) -> torch.Tensor:
-    """L1 in tone space of the refined clip against the ray-traced truth (+ Sobel L1)."""
+def display_referred(x: torch.Tensor) -> torch.Tensor:
+    """``clip(x, 0, 1) ** (1/2.2)`` as the benchmark scores it (offset so the gradient is finite)."""
+    return (x.clamp(0.0, 1.0) + 1e-3) ** (1.0 / 2.2)
+
+
+def refine_batch(model: RefinerModel, clips: list[Clip], frames: int, device: torch.device):
+    """``(refined, truth)`` in tone space for a batch of clips of ``frames`` frames each."""
     aif, classical, truth, coc = clip_batch(clips, device)
-    strength = frame_strength(coc)
+    if all(c.strength_px is not None for c in clips):  # crops: K of the whole frames
+        strength = torch.from_numpy(np.concatenate([c.strength_px for c in clips]).astype(np.float32)).to(device)
+    else:
+        strength = frame_strength(coc)
     cfg = model.config
     feats = model_inputs(aif, classical, coc, strength, cfg.num_bands, cfg.band_exponent)
     delta = model(feats, strength, num_frames=frames)
-    refined, target = tone(classical) + delta, tone(truth)
+    return tone(classical) + delta, tone(truth)
+
+
+def objective(refined: torch.Tensor, target: torch.Tensor, sobel_weight: float,
+              display_weight: float = 0.0) -> torch.Tensor:
+    """The training loss of tone-space ``refined`` against ``target`` (see :func:`loss_of`)."""
     loss = (refined - target).abs().mean()
     if sobel_weight:
         loss = loss + sobel_weight * (sobel(refined) - sobel(target)).abs().mean()
+    if display_weight:
+        # The refined image as the pipeline forms it: untone(tone(classical) + delta).
+        diff = display_referred(untone(refined)) - display_referred(untone(target))
+        rmse = diff.pow(2).flatten(1).mean(dim=1).add(1e-8).sqrt().mean()
+        loss = loss + display_weight * (diff.abs().mean() + rmse)
     return loss
+
+
+def loss_of(model: RefinerModel, clips: list[Clip], frames: int, sobel_weight: float,
+            device: torch.device, display_weight: float = 0.0) -> torch.Tensor:
+    """L1 in tone space of the refined clip against the truth (+ Sobel L1, + display-referred
+    L1 + per-clip RMSE when ``display_weight``)."""
+    return objective(*refine_batch(model, clips, frames, device), sobel_weight, display_weight)
+
+
+def display_mse(refined: torch.Tensor, target: torch.Tensor) -> float:
+    """The benchmark's error: mean squared difference of display-referred tone-space images."""
+    return float((display_referred(untone(refined)) - display_referred(untone(target))).pow(2).mean())
 
 
 def training_seed(seed: int, stage: int, step: int, i: int, per_step: int) -> int:
@@ -117,8 +157,18 @@ def training_seed(seed: int, stage: int, step: int, i: int, per_step: int) -> in
     return (seed * 7919 + stage * 1_000_003 + step * per_step + i) % VALIDATION_SEED0
 
 
+def uses_cycles(cfg: TrainConfig, spec: StageSpec) -> bool:
+    """Cycles stills are 1-frame clips: stages 1 and 3 only (stage 2 trains time)."""
+    return cfg.cycles_data is not None and spec.trains != "temporal"
+
+
 def validation_clips(cfg: TrainConfig, spec: StageSpec) -> list[Clip]:
-    """The fixed validation split: seeds from :data:`VALIDATION_SEED0` up, never trained on."""
+    """The fixed validation split: ray-traced seeds from :data:`VALIDATION_SEED0` up, or the
+    crops of the Cycles validation scenes (``cycles_val``); never trained on."""
+    if uses_cycles(cfg, spec) and cfg.cycles_val is not None:
+        from focuspull.stages.refine.training.cycles import load_scenes, validation_crops  # noqa: PLC0415
+
+        return validation_crops(load_scenes(cfg.cycles_val), cfg.size)
     return [_clip(cfg, spec, VALIDATION_SEED0 + i) for i in range(cfg.val_clips)]
 
 
@@ -132,21 +182,49 @@ class _TrainingClips:
 
     def __init__(self, cfg: TrainConfig, spec: StageSpec):
         self.cfg, self.spec = cfg, spec
-        self.pool = [_clip(cfg, spec, training_seed(cfg.seed, cfg.stage, 0, i, 1)) for i in range(cfg.train_pool)]
+        self.cycles = []
+        if uses_cycles(cfg, spec):
+            from focuspull.stages.refine.training.cycles import load_scenes  # noqa: PLC0415
+
+            self.cycles = load_scenes(cfg.cycles_data, cfg.cycles_limit)
+        self.pool = [] if self.cycles and cfg.cycles_fraction >= 1.0 else [
+            _clip(cfg, spec, training_seed(cfg.seed, cfg.stage, 0, i, 1)) for i in range(cfg.train_pool)]
+
+    def is_cycles(self, step: int) -> bool:
+        """Whether step ``step`` trains on Cycles crops (a pure function of the step)."""
+        if not self.cycles:
+            return False
+        return bool(np.random.default_rng((self.cfg.seed, self.cfg.stage, step, 1)).random() < self.cfg.cycles_fraction)
 
     def at(self, step: int) -> list[Clip]:
         n = self.cfg.clips_per_step
+        if self.is_cycles(step):
+            from focuspull.stages.refine.training.cycles import random_crop  # noqa: PLC0415
+
+            rng = np.random.default_rng((self.cfg.seed, self.cfg.stage, step, 2))
+            return [random_crop(self.cycles[int(rng.integers(len(self.cycles)))], self.cfg.size, rng) for _ in range(n)]
         if self.pool:
             return [self.pool[(step * n + i) % len(self.pool)] for i in range(n)]
         return [_clip(self.cfg, self.spec, training_seed(self.cfg.seed, self.cfg.stage, step, i, n)) for i in range(n)]
 
 
-def validate(model: RefinerModel, clips: list[Clip], spec: StageSpec, device: torch.device) -> float:
+def validate(model: RefinerModel, clips: list[Clip], spec: StageSpec, device: torch.device,
+             display_weight: float = 0.0) -> tuple[float, float]:
+    """``(loss, display-referred MSE)``, means over the clips (one shape per batch of up to 16;
+    both are per-clip means, so batching does not change them)."""
     model.eval()
+    parts = []
     with torch.no_grad():
-        value = float(np.mean([float(loss_of(model, [c], spec.frames, spec.sobel_weight, device)) for c in clips]))
+        for i in range(0, len(clips), 16):
+            group = clips[i:i + 16]
+            same = len({c.coc_px.shape for c in group}) == 1 and len({c.strength_px is None for c in group}) == 1
+            for part in [group] if same else [[c] for c in group]:
+                refined, target = refine_batch(model, part, part[0].coc_px.shape[0], device)
+                parts.append((float(objective(refined, target, spec.sobel_weight, display_weight)),
+                              display_mse(refined, target), len(part)))
     model.train()
-    return value
+    total = sum(n for _, _, n in parts)
+    return (sum(v * n for v, _, n in parts) / total, sum(m * n for _, m, n in parts) / total)
 
 
 def load_start_model(cfg: TrainConfig) -> RefinerModel:
@@ -160,7 +238,9 @@ def load_start_model(cfg: TrainConfig) -> RefinerModel:
 
 
 def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -> dict:
-    """Run (or resume) one stage; returns ``{"first_val", "last_val", "steps", "seconds"}``."""
+    """Run (or resume) one stage; returns ``{"first_val", "last_val", "first_val_display_mse",
+    "last_val_display_mse", "steps", "seconds"}`` (validation loss and the benchmark's
+    display-referred MSE on the validation split, at the stage's first and last validation)."""
     if cfg.stage not in STAGES:
         raise InputError(f"stage must be 1, 2 or 3, got {cfg.stage}", "pass --stage 1, 2 or 3")
     spec = STAGES[cfg.stage]
@@ -192,11 +272,12 @@ def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -
     started = time.monotonic()
     model.train()
     if step == 0:
-        history.append({"step": 0, "val_loss": validate(model, val, spec, device)})
+        loss, mse = validate(model, val, spec, device, cfg.display_weight)
+        history.append({"step": 0, "val_loss": loss, "val_display_mse": mse})
         _append(stage_dir / "log.jsonl", history[-1])
     while step < cfg.steps:
         clips = source.at(step)
-        loss = loss_of(model, clips, spec.frames, spec.sobel_weight, device)
+        loss = loss_of(model, clips, clips[0].coc_px.shape[0], spec.sobel_weight, device, cfg.display_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -205,18 +286,21 @@ def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -
         step += 1
         entry = {"step": step, "train_loss": round(float(loss.detach()), 6)}
         if step % cfg.val_every == 0 or step == cfg.steps:
-            entry["val_loss"] = validate(model, val, spec, device)
+            entry["val_loss"], entry["val_display_mse"] = validate(model, val, spec, device, cfg.display_weight)
         if "val_loss" in entry or step % 10 == 0:
             history.append(entry)
             _append(stage_dir / "log.jsonl", entry)
             if log is not None:
                 log(f"stage {cfg.stage} step {step}/{cfg.steps} train {entry['train_loss']:.5f}"
-                    + (f" val {entry['val_loss']:.5f}" if "val_loss" in entry else ""))
+                    + (f" val {entry['val_loss']:.5f} (display MSE {entry['val_display_mse']:.6f})"
+                       if "val_loss" in entry else ""))
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _save_checkpoint(ckpt_path, model, opt, step, history)
     model.save_pretrained(str(cfg.out), safe_serialization=True)
-    vals = [h["val_loss"] for h in history if "val_loss" in h]
-    return {"first_val": vals[0], "last_val": vals[-1], "steps": step, "seconds": time.monotonic() - started}
+    vals = [h for h in history if "val_loss" in h]
+    return {"first_val": vals[0]["val_loss"], "last_val": vals[-1]["val_loss"],
+            "first_val_display_mse": vals[0].get("val_display_mse"), "last_val_display_mse": vals[-1].get("val_display_mse"),
+            "steps": step, "seconds": time.monotonic() - started}
 
 
 def _save_checkpoint(path: Path, model, opt, step: int, history: list) -> None:

@@ -30,12 +30,15 @@ class Clip:
         coc_px: ``(T, H, W)`` signed CoC from the pinhole depth (possibly perturbed).
         classical: ``(T, H, W, 3)`` focuspull's layered render of ``all_in_focus`` with ``coc_px``.
         truth: ``(T, H, W, 3)`` the thin-lens ray-traced render.
+        strength_px: ``(T,)`` strength K when the clip is a crop of larger frames (K is the
+            whole frame's largest |CoC|, as at inference); ``None``: from ``coc_px``.
     """
 
     all_in_focus: np.ndarray
     coc_px: np.ndarray
     classical: np.ndarray
     truth: np.ndarray
+    strength_px: np.ndarray | None = None  # (T,) strength K of the whole frames (crops); None = from coc_px
 
 
 def _noise(rng: np.random.Generator, channels: int, h: int, w: int, cells: int) -> torch.Tensor:
