@@ -45,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
             "prefer FOCUSPULL_TOKEN or the config file")
     import zmq
 
+    from focuspull.commands.cli import reuse_freed_memory
     from focuspull.service.server import Server
 
+    reuse_freed_memory()  # as `focuspull render`: frame-sized buffers reused, not faulted in per frame
     server = Server(config)
     # SIGTERM/SIGINT only set a flag: the loop notices within one poll interval,
     # cancels running jobs between frames (nothing partial is written) and exits 0.
