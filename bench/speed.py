@@ -88,6 +88,8 @@ _CHILD_RENDER = (
     "from focuspull.stages.render.layered import render_coc\n"
     "rgb = np.load(sys.argv[1]); coc = np.load(sys.argv[2])\n"
     "render_coc(rgb[:256, :256], coc[:256, :256])\n"
+    "if sys.argv[4] == 'warm':\n"
+    "    render_coc(rgb, coc)  # a shot's later frames: kernel spectra cached, buffers reused\n"
     "times = []\n"
     "for _ in range(int(sys.argv[3])):\n"
     "    t = time.perf_counter(); render_coc(rgb, coc); times.append(time.perf_counter() - t)\n"
@@ -95,9 +97,11 @@ _CHILD_RENDER = (
 )
 
 
-def against(trees: list[str], rgb, coc, rounds: int) -> dict[str, list[float]]:
+def against(trees: list[str], rgb, coc, rounds: int, warm: bool = True) -> dict[str, list[float]]:
     """``render_coc`` of other checkouts (``DIR/server``), in child processes, round by round
-    in turn, so drifting load on a shared machine hits every tree alike."""
+    in turn, so drifting load on a shared machine hits every tree alike.  ``warm``: each child
+    renders the frame once untimed first, as the in-process row does (its warm-up plus the
+    earlier repeats), so the rows compare like with like."""
     times: dict[str, list[float]] = {t: [] for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
         paths = [os.path.join(tmp, "rgb.npy"), os.path.join(tmp, "coc.npy")]
@@ -106,8 +110,8 @@ def against(trees: list[str], rgb, coc, rounds: int) -> dict[str, list[float]]:
         for _ in range(rounds):
             for tree in trees:
                 env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(tree), "server"))
-                out = subprocess.run([sys.executable, "-c", _CHILD_RENDER, *paths, "1"], env=env,
-                                     capture_output=True, text=True, check=True)
+                command = [sys.executable, "-c", _CHILD_RENDER, *paths, "1", "warm" if warm else "cold"]
+                out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
                 times[tree] += json.loads(out.stdout.strip().splitlines()[-1])
     return times
 
