@@ -261,12 +261,9 @@ def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, history = int(state["step"]), json.loads(state["history"])
-    # Cosine decay to 10 % over the stage; a resumed run continues the same schedule.
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.1 + 0.45 * (1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))), last_epoch=-1)
-    if step:
-        sched.last_epoch = step - 1
-        sched.step()  # the learning rate of step ``step``, as the uninterrupted run has it
+    # Cosine decay to 10 % over the stage, a function of the step: a resumed run continues it.
+    def learning_rate(s: int) -> float:
+        return cfg.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(s, cfg.steps) / max(cfg.steps, 1))))
     val = validation_clips(cfg, spec)
     source = _TrainingClips(cfg, spec)
     started = time.monotonic()
@@ -281,8 +278,9 @@ def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step)
         opt.step()
-        sched.step()
         step += 1
         entry = {"step": step, "train_loss": round(float(loss.detach()), 6)}
         if step % cfg.val_every == 0 or step == cfg.steps:
