@@ -1,6 +1,12 @@
 import os
 import sys
 
+# As the focuspull command does (commands/cli.py quiet_openmp_waits), before anything loads
+# torch: idle OpenMP threads sleep.  With spinning waits the in-process torch tests slowed
+# down more than tenfold when another torch process shared the 2 cores (the tiny training
+# test passed 600 s instead of ~40 s), so the suite's duration depended on the machine's load.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Tests import their helpers (reference_render, ...) from this folder.
 sys.path.insert(0, os.path.dirname(__file__))
 
