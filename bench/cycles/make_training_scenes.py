@@ -80,7 +80,7 @@ def coc_radius_px(depth_m, lens) -> float:
 def build_random(rng, lens, hidden_rng=None) -> None:
     """Populate the empty scene; sets ``lens['focus_distance_m']`` and ``lens['fstop']``.
 
-    ``hidden_rng`` (``--hidden-emitters``): also put 2-6 small HDR emitters far behind the
+    ``hidden_rng`` (``--hidden-emitters``): also put 3-8 small HDR emitters far behind the
     focused object, around its silhouette, so that many are partly (some wholly) hidden behind
     an in-focus edge; objects are then spheres or cubes (no rods).  Drawn from their own
     random stream, so the lens and most of the scene are those the seed makes without it.
@@ -172,7 +172,7 @@ def build_random(rng, lens, hidden_rng=None) -> None:
 def _hidden_emitters(rng, lens, focused, back_depth) -> float:
     """Emitters behind the focused object ``(kind, loc, size)``, around its silhouette.
 
-    Each one lies on a ray through the object's outline, at 0.6-1.25 silhouette radii from its
+    Each one lies on a ray through the object's outline, at 0.75-1.2 silhouette radii from its
     centre (a sphere's radius is ``size``, a cube's half edge 0.8 ``size``): inside 1 it is
     (partly) hidden, and a real lens sees around the in-focus edge to it.  Returns the nearest
     emitter depth.
@@ -184,9 +184,9 @@ def _hidden_emitters(rng, lens, focused, back_depth) -> float:
     radius_px = float(rng.uniform(1.5, 6.0))
     strength = float(rng.uniform(10.0, 100.0))
     px_per_m = lens["focal_length_mm"] / ms.SENSOR_WIDTH_MM * ms.WIDTH
-    for k in range(int(rng.integers(2, 7))):
+    for k in range(int(rng.integers(3, 9))):
         theta = float(rng.uniform(0, 2 * math.pi))
-        u = float(rng.uniform(0.6, 1.25))
+        u = float(rng.uniform(0.75, 1.2))
         scale = de / d  # the same direction from the camera, farther away
         ex = (x + u * radius * math.cos(theta)) * scale
         ez = (z + u * radius * math.sin(theta)) * scale
