@@ -151,3 +151,13 @@ def test_hidden_emitter_clips_hide_hdr_light_behind_an_in_focus_outline():
     plain = make_clip(11, 1, 24, max_coc_px=6.0, aperture_count=16)
     again = make_clip(11, 1, 24, max_coc_px=6.0, aperture_count=16, hidden_fraction=0.0)
     assert np.array_equal(plain.truth, again.truth) and not np.array_equal(plain.truth, clip.truth)
+
+
+def test_hidden_emitters_reach_the_training_clips_but_not_the_validation_split(tmp_path):
+    cfg = tiny_cfg(tmp_path, train_pool=2, hidden_fraction=1.0)
+    pool = _TrainingClips(cfg, STAGES[1]).pool
+    assert all(float((np.abs(c.coc_px) < 1e-4).mean()) > 0.02 for c in pool)  # focused on the hiding layer
+    from focuspull.stages.refine.training.loop import validation_clips
+
+    val = validation_clips(cfg, STAGES[1])[0]
+    assert np.array_equal(val.truth, make_clip(VALIDATION_SEED0, 4, 24, max_coc_px=6.0, aperture_count=24).truth)
