@@ -7,6 +7,10 @@ Run with Blender-as-a-module (``bpy``) in its own venv, never the focuspull venv
     /work/venv-bpy/bin/python bench/cycles/make_training_scenes.py --out /work/data/cycles-val \
         --first 1000000 --count 16 --threads 2
 
+``--hidden-emitters`` adds emitters around the focused object's outline, partly hidden behind
+it (the benchmark's largest error; docs/refine.md); those scenes use their own seed ranges
+(training from 500000, validation from 1500000).
+
 Scene ``i`` is a pure function of its seed ``i`` (numpy ``default_rng(i)``); training seeds
 stay below :data:`VALIDATION_SEED0` and validation seeds start there, so the splits are
 disjoint.  Each scene folder ``<out>/<seed:07d>/`` has the layout of ``bench/scenes/<name>/``
