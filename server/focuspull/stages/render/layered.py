@@ -37,8 +37,9 @@ from focuspull.stages.render.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, le
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.io.transfer import LUMA_WEIGHTS
 from focuspull.stages.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.stages.render.mpi import (MAX_CELL_PX, PLANE_GROWTH, block_max, extend_borders, hidden_layer, place_planes,
-                                        plane_units, plane_weight, units_coordinate)
+from focuspull.stages.render.mpi import (FAR_AWAY, MAX_CELL_PX, PLANE_GROWTH, any_true, block_max, extend_borders,
+                                        hidden_layer, place_planes, plane_units, plane_weight, units_coordinate,
+                                        where_finite)
 from focuspull.stages.render.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
@@ -130,7 +131,7 @@ class _PlaneTiles:
         """``coordinates``: ``1x1xHxW`` stack coordinates; negative ones touch no plane."""
         lo_all, hi_all = None, None
         for f in coordinates:
-            lo = torch.floor(-block_max(-torch.where(f >= 0, f, torch.full_like(f, math.inf)), _TILE))
+            lo = torch.floor(-block_max(-where_finite(f >= 0, f, FAR_AWAY), _TILE))
             hi = torch.ceil(block_max(f, _TILE))
             lo_all = lo if lo_all is None else torch.minimum(lo_all, lo)
             hi_all = hi if hi_all is None else torch.maximum(hi_all, hi)
@@ -263,7 +264,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
     dev = torch.device(device)
     height, width, channels = image.shape
     with torch.no_grad():
-        x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None].contiguous()
+        x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None]  # a view: copied once below
         if highlights is not None:
             x = apply_highlights(x, highlights)
             if not bool(torch.isfinite(x).all()):
@@ -274,6 +275,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         reveal = float(coc.abs().max())
         border = frame_border_px(reveal, level_radius_px)
         x, coc = extend_borders(x, coc, border)
+        x = x.contiguous()
         height, width = x.shape[-2:]
         stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px, plane_growth)
         # The hidden layer works in plane units (its gaps are counted in planes).
@@ -283,10 +285,9 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         vis_f = units_coordinate(units, stack)
         coordinates = [vis_f]
         hid_f = None
-        if bool(hid_mask.any()):
-            # Off the stack where there is no hidden surface: its tent weight is 0 there.
-            hid_f = torch.where(hid_mask > 0, units_coordinate(hid_units, stack),
-                                torch.full_like(hid_units, -2.0))
+        if float(hid_mask.max()) > 0:
+            # Far off the stack where there is no hidden surface: its tent weight is 0 there.
+            hid_f = where_finite(hid_mask, units_coordinate(hid_units, stack), -FAR_AWAY)
             coordinates.append(hid_f)
         tiles = _PlaneTiles(coordinates, height, width)
         # Where the hidden layer touches which planes: most rectangles have none of it.
@@ -326,10 +327,12 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                 total[..., y0:y1, x0:x1].addcmul_(blurred, transmittance[..., y0:y1, x0:x1])
                 current.append((blurred[:, -1:], crop))
 
-        weight = total[:, -1:]
-        out = total[:, :-1] / weight.clamp_min(1e-12)
-        out = torch.where(weight > 1e-12, out, x)
-        out = out[..., border:height - border, border:width - border]
+        frame = (..., slice(border, height - border), slice(border, width - border))
+        weight = total[:, -1:][frame]
+        out = total[:, :-1][frame] / weight.clamp_min(1e-12)
+        holes = weight <= 1e-12  # nothing landed there (rare): the pixel as it was
+        if any_true(holes):
+            out = torch.where(holes, x[frame], out)
         result = out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
         _check_finite(result, image)
         return result
