@@ -127,17 +127,23 @@ def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np
 class _PlaneTiles:
     """Per tile, the lowest and highest plane any of its pixels touches."""
 
-    def __init__(self, coordinates: list[torch.Tensor], height: int, width: int):
-        """``coordinates``: ``1x1xHxW`` stack coordinates; negative ones touch no plane."""
-        lo_all, hi_all = None, None
-        for f in coordinates:
-            lo = torch.floor(-block_max(-where_finite(f >= 0, f, FAR_AWAY), _TILE))
-            hi = torch.ceil(block_max(f, _TILE))
-            lo_all = lo if lo_all is None else torch.minimum(lo_all, lo)
-            hi_all = hi if hi_all is None else torch.maximum(hi_all, hi)
-        self.lo = lo_all[0, 0].cpu().numpy()
-        self.hi = hi_all[0, 0].cpu().numpy()
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, height: int, width: int):
+        self.lo, self.hi = lo, hi
         self.height, self.width = height, width
+
+    @classmethod
+    def of(cls, coordinate: torch.Tensor, on_stack: bool = False) -> "_PlaneTiles":
+        """Tiles of one ``1x1xHxW`` stack coordinate; negative values touch no plane
+        (``on_stack``: there are none, the coordinate is clamped to the stack)."""
+        # Off-stack values pushed above every plane drop out of the minimum.
+        pushed = coordinate if on_stack else where_finite(coordinate >= 0, coordinate, FAR_AWAY)
+        lo = torch.floor(-block_max(-pushed, _TILE))
+        hi = torch.ceil(block_max(coordinate, _TILE))
+        return cls(lo[0, 0].cpu().numpy(), hi[0, 0].cpu().numpy(), *coordinate.shape[-2:])
+
+    def __or__(self, other: "_PlaneTiles") -> "_PlaneTiles":
+        """Tiles touching a plane in either."""
+        return _PlaneTiles(np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi), self.height, self.width)
 
     def touches(self, plane: int, box: tuple[int, int, int, int]) -> bool:
         """Whether any tile of ``box`` (``y0, y1, x0, x1`` px, tile-aligned start) touches ``plane``."""
@@ -283,15 +289,14 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         del coc
         hid_colour, hid_units, hid_mask = hidden_layer(x, units, 1.0, reveal)
         vis_f = units_coordinate(units, stack)
-        coordinates = [vis_f]
-        hid_f = None
+        tiles = _PlaneTiles.of(vis_f, on_stack=True)
+        hid_f = hid_tiles = None
         if float(hid_mask.max()) > 0:
             # Far off the stack where there is no hidden surface: its tent weight is 0 there.
             hid_f = where_finite(hid_mask, units_coordinate(hid_units, stack), -FAR_AWAY)
-            coordinates.append(hid_f)
-        tiles = _PlaneTiles(coordinates, height, width)
-        # Where the hidden layer touches which planes: most rectangles have none of it.
-        hid_tiles = _PlaneTiles(coordinates[1:], height, width) if hid_f is not None else None
+            # Where the hidden layer touches which planes: most rectangles have none of it.
+            hid_tiles = _PlaneTiles.of(hid_f)
+            tiles = tiles | hid_tiles
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         # T = clamp(1 - blurred coverage of every plane at least two planes nearer), kept
