@@ -137,7 +137,9 @@ def test_where_finite_and_any_true_equal_their_torch_forms():
     keep = torch.rand(1, 1, 37, 53, generator=gen) > 0.7
     for other in (FAR_AWAY, -FAR_AWAY, -2.0):
         assert torch.equal(where_finite(keep, values, other), torch.where(keep, values, torch.tensor(other)))
-        assert torch.equal(where_finite(keep.float(), values, other), torch.where(keep, values, torch.tensor(other)))
+        as_float = keep.float()
+        assert torch.equal(where_finite(as_float, values, other), torch.where(keep, values, torch.tensor(other)))
+        assert torch.equal(as_float, keep.float())  # the mask is left as it was
     assert any_true(keep) and not any_true(keep & False) and not any_true(keep[:, :, :0])
     assert any_true(keep[..., ::3, 1::2]) == bool(keep[..., ::3, 1::2].any())
 
