@@ -140,6 +140,8 @@ def test_where_finite_and_any_true_equal_their_torch_forms():
         as_float = keep.float()
         assert torch.equal(where_finite(as_float, values, other), torch.where(keep, values, torch.tensor(other)))
         assert torch.equal(as_float, keep.float())  # the mask is left as it was
+    half = where_finite(keep, values.half(), FAR_AWAY)  # capped, not inf: no NaN from 0 * inf
+    assert bool(torch.isfinite(half).all()) and torch.equal(half[keep], values.half()[keep])
     assert any_true(keep) and not any_true(keep & False) and not any_true(keep[:, :, :0])
     assert any_true(keep[..., ::3, 1::2]) == bool(keep[..., ::3, 1::2].any())
 
