@@ -113,6 +113,11 @@ def main() -> int:
     runs = " / ".join(f"{t:.3f}" for t in bare)
     print(f"| `render_coc` alone (this checkout, in-process), same frames | {args.repeats} | {med_bare:.3f} | "
           f"{runs} | | {cpu_bare:.3f} | |")
+    if len(cli) > 1:  # rounds run every checkout back to back: their per-round ratios hold under drifting load
+        mine = cli["this checkout"]
+        print("\npaired time ratio against this checkout (median over rounds): "
+              + ", ".join(f"{name} {statistics.median(t / m for t, m in zip(times, mine)):.3f}"
+                          for name, times in cli.items() if name != "this checkout"))
     return 0
 
 

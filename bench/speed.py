@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/speed.py            # 1080p, max CoC radius 32 px, + 4K peak RAM
     .venv/bin/python bench/speed.py --quick    # fewer repeats, smaller 4K check
+    .venv/bin/python bench/speed.py --against /path/to/main .   # + other checkouts, paired ratios
 
 The scene is the demo shot (focuspull.commands.demo_scene) at 1920x1080, focused on the ball at
 4.5 m, with the f-stop solved so the largest CoC radius in the frame is exactly 32 px
@@ -88,32 +89,50 @@ _CHILD_RENDER = (
     "from focuspull.stages.render.layered import render_coc\n"
     "rgb = np.load(sys.argv[1]); coc = np.load(sys.argv[2])\n"
     "render_coc(rgb[:256, :256], coc[:256, :256])\n"
-    "if sys.argv[4] == 'warm':\n"
-    "    render_coc(rgb, coc)  # a shot's later frames: kernel spectra cached, buffers reused\n"
-    "times = []\n"
-    "for _ in range(int(sys.argv[3])):\n"
-    "    t = time.perf_counter(); render_coc(rgb, coc); times.append(time.perf_counter() - t)\n"
-    "print(json.dumps(times))\n"
+    "render_coc(rgb, coc)  # a shot's later frames: kernel spectra cached, buffers reused\n"
+    "print('ready', flush=True)\n"
+    "for _ in sys.stdin:  # one timed render per line\n"
+    "    t = time.perf_counter(); render_coc(rgb, coc)\n"
+    "    print(json.dumps(time.perf_counter() - t), flush=True)\n"
 )
 
 
-def against(trees: list[str], rgb, coc, rounds: int, warm: bool = True) -> dict[str, list[float]]:
-    """``render_coc`` of other checkouts (``DIR/server``), in child processes, round by round
-    in turn, so drifting load on a shared machine hits every tree alike.  ``warm``: each child
-    renders the frame once untimed first, as the in-process row does (its warm-up plus the
-    earlier repeats), so the rows compare like with like."""
+def against(trees: list[str], rgb, coc, rounds: int) -> dict[str, list[float]]:
+    """``render_coc`` of other checkouts (``DIR/server``), one resident child process each
+    (warmed by one untimed render, as the in-process row), asked for one render at a time
+    in turn, the order reversed every round: renders seconds apart meet the same load on a
+    shared machine, so the per-round ratios (:func:`paired_ratios`) hold even when the
+    machine's speed drifts by more than the difference being measured."""
     times: dict[str, list[float]] = {t: [] for t in trees}
     with tempfile.TemporaryDirectory() as tmp:
         paths = [os.path.join(tmp, "rgb.npy"), os.path.join(tmp, "coc.npy")]
         np.save(paths[0], rgb)
         np.save(paths[1], coc)
-        for _ in range(rounds):
+        children = {}
+        try:
             for tree in trees:
                 env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(tree), "server"))
-                command = [sys.executable, "-c", _CHILD_RENDER, *paths, "1", "warm" if warm else "cold"]
-                out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-                times[tree] += json.loads(out.stdout.strip().splitlines()[-1])
+                child = subprocess.Popen([sys.executable, "-c", _CHILD_RENDER, *paths], env=env, text=True,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                children[tree] = child
+                if child.stdout.readline().strip() != "ready":
+                    raise RuntimeError(f"the render child of {tree} failed to start")
+            for r in range(rounds):
+                for tree in (trees if r % 2 == 0 else trees[::-1]):
+                    child = children[tree]
+                    child.stdin.write("render\n")
+                    child.stdin.flush()
+                    times[tree].append(json.loads(child.stdout.readline()))
+        finally:
+            for child in children.values():
+                child.stdin.close()
+                child.wait()
     return times
+
+
+def paired_ratios(times: dict[str, list[float]], reference: str) -> dict[str, float]:
+    """Median over rounds of each tree's time / ``reference``'s time in the same round."""
+    return {tree: statistics.median(a / b for a, b in zip(ts, times[reference])) for tree, ts in times.items()}
 
 
 def main() -> int:
@@ -159,9 +178,16 @@ def main() -> int:
     if "focuspull_cuda_s" in results:
         med_gpu = statistics.median(results["focuspull_cuda_s"])
         print(f"| focuspull render_coc | cuda | {args.repeats} | {med_gpu:.3f} | {med_sc / med_gpu:.1f}x |")
-    for tree, ts in results.get("against_s", {}).items():
-        print(f"| render_coc of {tree} (child process, alternating) | cpu | {len(ts)} | "
+    against_s = results.get("against_s", {})
+    for tree, ts in against_s.items():
+        print(f"| render_coc of {tree} (resident child, alternating) | cpu | {len(ts)} | "
               f"{statistics.median(ts):.3f} | {med_sc / statistics.median(ts):.1f}x faster |")
+    if len(against_s) > 1:
+        first = next(iter(against_s))
+        ratios = paired_ratios(against_s, first)
+        results["paired_ratio"] = ratios
+        print(f"\npaired time ratio against {first} (median over rounds of each round's ratio): "
+              + ", ".join(f"{tree} {ratio:.3f}" for tree, ratio in ratios.items()))
     print(f"\nload average during the run (1, 5, 15 min): {results['load_average']}, OMP_WAIT_POLICY="
           f"{os.environ.get('OMP_WAIT_POLICY')}")
     ram = results["peak_ram"]

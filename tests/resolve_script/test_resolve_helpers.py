@@ -82,7 +82,7 @@ def test_a_field_added_to_the_registry_appears_in_the_window(monkeypatch):
     row = {r["id"]: r for r in settings.rows(settings.defaults(), {})}["f_refine__strength"]
     assert (row["label"], row["widget"], row["minimum"], row["maximum"], row["value"]) == \
         ("Refine strength", "float", 0.0, 1.0, 0.5)
-    assert settings.job_dict(settings.defaults())["refine"] == {"strength": 0.5}
+    assert settings.job_dict(settings.defaults())["refine"] == {"strength": 0.5, "precision": "auto"}
 
 
 def test_defaults_make_a_valid_job_and_values_round_trip():

@@ -74,4 +74,5 @@ def test_unknown_and_unimportable_models_are_model_errors():
         register_model("depth", "x", "not-an-import-string")
     with pytest.raises(ModelError):
         register_model("nonsense", "x", "a:b")
-    assert models.model_names("refine") == ("onestep",)  # the one-step refiner (docs/refine.md)
+    # the one-step refiner (docs/refine.md), once per precision of job field refine.precision
+    assert models.model_names("refine") == ("onestep", "onestep-bf16", "onestep-fp32")

@@ -59,7 +59,7 @@ DEFAULT_REFINER = str(Path(__file__).resolve().parents[3] / "models" / "refiner-
 _GROUPS = (("input", "input"), ("colour", "colour (OpenColorIO)"), ("lens", "lens (physical) or blur size (artistic, for relative depth)"),
            ("focus", "focus (one of)"),
            ("depth", "depth"), ("aperture", "bokeh"), ("highlights", "bokeh highlights (display-referred input)"),
-           ("output", "frames and output"), ("", "render"))
+           ("output", "frames and output"), ("refine", "learned refiner (docs/refine.md)"), ("", "render"))
 _METAVARS = {"mm": "MM", "m": "M", "px": "PX", "deg": "DEG", "frames": "FRAMES", "fps": "FPS"}
 
 
@@ -112,9 +112,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="write 32-bit float colour (default: half float)")
     out.add_argument("--no-depth-out", dest="output__keep_depth", action="store_const", const=False,
                      help="do not copy the depth channel into the output EXRs")
-    groups[""].add_argument("--refine", dest="refine__model_dir", metavar="DIR", nargs="?", const=DEFAULT_REFINER,
-                            default=None, help="refine the render with the learned refiner in DIR (without DIR: "
-                                               "the shipped models/refiner-small); docs/refine.md")
+    groups["refine"].add_argument("--refine", dest="refine__model_dir", metavar="DIR", nargs="?",
+                                  const=DEFAULT_REFINER, default=None,
+                                  help="refine the render with the learned refiner in DIR (without DIR: the shipped "
+                                       "models/refiner-small)")
     groups[""].add_argument("--quiet", action="store_true", help="no progress line")
     groups[""].add_argument("--print-job", action="store_true",
                             help="print the job as JSON (for the farm / focuspull submit) and exit")

@@ -41,6 +41,7 @@ from focuspull.pipeline.plan import LensPlan, RenderSection
 from focuspull.pipeline.overlap import ReadAhead, WriteBehind
 from focuspull.pipeline.progress import Throughput
 from focuspull.stages.models import ModelCache
+from focuspull.stages.refine import MODEL_BY_PRECISION
 from focuspull.pipeline.clip import DiskClip, InbandClip
 from focuspull.pipeline.output_plan import (check_no_clobber, display_window, frame_parts, is_exr, output_channels,
                                             output_compression, output_transfer, plan_output,
@@ -451,7 +452,8 @@ class _Refined:
                  models: ModelCache) -> None:
         from focuspull.stages.refine.clip import ClipRefiner  # noqa: PLC0415 - torch, diffusers
 
-        pipeline = models.get("refine", "onestep", job.refine.model_dir)  # loaded once per device
+        # Loaded once per device and precision.
+        pipeline = models.get("refine", MODEL_BY_PRECISION[job.refine.precision], job.refine.model_dir)
         self.clip, self.render, self.disparity, self.focus = clip, render, disparity, focus
         self._parts: dict[int, tuple] = {}
         self.refiner = ClipRefiner(pipeline, len(clip.clip_frames), lambda i: self._inputs(i)[:3])

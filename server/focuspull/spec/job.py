@@ -323,6 +323,7 @@ class RefineSpec:
     folder of a model written by ``focuspull train`` (e.g. models/refiner-small)."""
 
     model_dir: Optional[str] = _spec("refine.model_dir")
+    precision: str = _spec("refine.precision")
 
 
 @dataclass(frozen=True)
@@ -373,8 +374,11 @@ class RenderJob:
             plain["depth"].pop(key)
         for key in ("pattern", "resume", "overwrite", "preview", "preview_fps"):
             plain["output"].pop(key)
-        # The model's folder is a path (mounts differ); whether a refiner runs changes pixels.
+        # The model's folder is a path (mounts differ); whether a refiner runs changes pixels,
+        # and in which precision (which is nothing without one).
         plain["refine"]["model_dir"] = plain["refine"]["model_dir"] is not None
+        if not plain["refine"]["model_dir"]:
+            plain["refine"].pop("precision")
         # Lossless compressions store the same pixels: resuming with piz after zip is fine.
         if (plain["output"]["compression"] or "input").split(":")[0] not in LOSSY_COMPRESSIONS:
             plain["output"]["compression"] = "lossless"

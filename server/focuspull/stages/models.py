@@ -30,8 +30,10 @@ MODELS: dict[str, dict[str, object]] = {
         "hf": "focuspull.stages.depth.hf_estimator:HFDepthEstimator",
         "vda": "focuspull.stages.depth.video_depth_anything:VideoDepthAnythingEstimator",
     },
-    "refine": {
+    "refine": {  # one name per precision (focuspull.stages.refine.MODEL_BY_PRECISION)
         "onestep": "focuspull.stages.refine:refiner_factory",
+        "onestep-fp32": "focuspull.stages.refine:refiner_factory_fp32",
+        "onestep-bf16": "focuspull.stages.refine:refiner_factory_bf16",
     },
 }
 

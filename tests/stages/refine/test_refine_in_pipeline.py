@@ -109,3 +109,47 @@ def test_refine_without_dir_is_the_shipped_model_and_it_loads():
     assert out.shape == aif.shape and np.isfinite(out).all()
     assert np.abs(out - aif).max() > 0  # trained weights: not the zero head
     assert "--refine" in render_cmd.command_line(RenderJob.from_dict(job))
+
+
+def test_refine_precision_bf16_runs_the_network_in_bfloat16_close_to_fp32(model_dir):
+    """`refine.precision`: auto and fp32 give the same pixels on the CPU; bf16 is a separately
+    cached model in bfloat16 whose frames stay within bfloat16 rounding of fp32's; the
+    fingerprint tells them apart only when a refiner runs."""
+    from focuspull.stages.models import ModelCache
+    from focuspull.stages.refine import MODEL_BY_PRECISION
+
+    inband = _clip(range(1, 5))
+    runs = {}
+    for precision in ("auto", "fp32", "bf16"):
+        job = RenderJob.from_dict({**_job(model_dir).to_dict(), "refine": {"model_dir": model_dir,
+                                                                           "precision": precision}})
+        runs[precision] = run_job(job, inband=inband).frames
+    plain = run_job(_job(None), inband=inband).frames
+    for f in inband:
+        assert np.array_equal(runs["auto"][f], runs["fp32"][f])
+        change = np.abs(runs["fp32"][f] - plain[f]).max()
+        diff = np.abs(runs["bf16"][f] - runs["fp32"][f]).max()
+        assert change > 1e-3 and 0 < diff < 0.05 * change, (f, change, diff)
+    cache = ModelCache("cpu")
+    bf16 = cache.get("refine", MODEL_BY_PRECISION["bf16"], model_dir)
+    assert bf16.dtype == torch.bfloat16 and next(bf16.model.parameters()).dtype == torch.bfloat16
+    assert cache.get("refine", MODEL_BY_PRECISION["auto"], model_dir).dtype == torch.float32
+    refined = {p: RenderJob.from_dict({"refine": {"model_dir": "/m", "precision": p}}) for p in ("fp32", "bf16")}
+    assert refined["fp32"].fingerprint() != refined["bf16"].fingerprint()
+    assert (RenderJob.from_dict({"refine": {"precision": "bf16"}}).fingerprint()
+            == RenderJob.from_dict({}).fingerprint())  # no refiner: the precision changes nothing
+
+
+def test_refine_precision_is_a_cli_flag_and_a_checked_field():
+    from focuspull.commands import cli
+    from focuspull.commands import render as render_cmd
+    from focuspull.errors import JobSpecError
+
+    parser = cli.build_parser("render", render_cmd)
+    args = parser.parse_args(["in.####.exr", "out.####.exr", "--refine", "--refine-precision", "bf16"])
+    job = RenderJob.from_dict(render_cmd.job_dict_from_args(args))
+    assert job.refine.precision == "bf16"
+    assert "--refine-precision" in render_cmd.command_line(job) and "bf16" in render_cmd.command_line(job)
+    with pytest.raises(JobSpecError) as refused:
+        RenderJob.from_dict({"refine": {"precision": "fp8"}})
+    assert refused.value.field == "refine.precision"

@@ -127,3 +127,38 @@ def test_plane_units_put_every_plane_on_its_index_and_interpolate_linearly_betwe
     got = plane_units(mid.view(1, 1, 1, -1), stack).flatten()
     expected = torch.arange(stack.first, stack.first + stack.count - 1, dtype=torch.float64) + 0.5
     assert torch.allclose(got, expected, atol=1e-9)
+
+
+def test_where_finite_and_any_true_equal_their_torch_forms():
+    from focuspull.stages.render.mpi import FAR_AWAY, any_true, where_finite
+
+    gen = torch.Generator().manual_seed(3)
+    values = (torch.rand(1, 1, 37, 53, generator=gen) - 0.5) * 1e4
+    keep = torch.rand(1, 1, 37, 53, generator=gen) > 0.7
+    for other in (FAR_AWAY, -FAR_AWAY, -2.0):
+        assert torch.equal(where_finite(keep, values, other), torch.where(keep, values, torch.tensor(other)))
+        as_float = keep.float()
+        assert torch.equal(where_finite(as_float, values, other), torch.where(keep, values, torch.tensor(other)))
+        assert torch.equal(as_float, keep.float())  # the mask is left as it was
+    half = where_finite(keep, values.half(), FAR_AWAY)  # capped, not inf: no NaN from 0 * inf
+    assert bool(torch.isfinite(half).all()) and torch.equal(half[keep], values.half()[keep])
+    assert any_true(keep) and not any_true(keep & False) and not any_true(keep[:, :, :0])
+    assert any_true(keep[..., ::3, 1::2]) == bool(keep[..., ::3, 1::2].any())
+
+
+def test_extend_borders_replicates_the_smoothed_edges_around_the_untouched_frame():
+    from focuspull.stages.render.mpi import extend_borders
+
+    gen = torch.Generator().manual_seed(4)
+    for h, w in ((1, 1), (1, 6), (6, 1), (9, 14)):
+        image = torch.rand(1, 3, h, w, generator=gen)
+        coc = torch.rand(1, 1, h, w, generator=gen)
+        colour, coc_out = extend_borders(image.permute(0, 1, 3, 2).contiguous().permute(0, 1, 3, 2), coc, 3)
+        assert colour.shape == (1, 3, h + 6, w + 6) and colour.is_contiguous()
+        assert torch.equal(colour[..., 3:3 + h, 3:3 + w], image)
+        assert torch.equal(coc_out, torch.nn.functional.pad(coc, (3, 3, 3, 3), mode="replicate"))
+        # Each band repeats one (smoothed) line outwards; each corner block is one pixel's value.
+        for band, line in ((colour[..., :3, :], colour[..., :1, :]), (colour[..., -3:, :], colour[..., -1:, :]),
+                           (colour[..., :, :3], colour[..., :, :1]), (colour[..., :, -3:], colour[..., :, -1:])):
+            assert torch.equal(band, line.expand_as(band))
+        assert torch.equal(colour[..., 3, :3], colour[..., 3:4, 0].expand(-1, -1, 3))  # left band: smoothed column

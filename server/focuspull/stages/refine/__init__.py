@@ -18,26 +18,42 @@ from functools import lru_cache
 from pathlib import Path
 
 
-def refiner_factory(checkpoint_dir: str, device: str):
-    """Model-registry factory: the pipeline in ``checkpoint_dir`` on ``device`` (no download)."""
+#: Job field ``refine.precision`` -> the registered refine model that runs it (the per-device
+#: model cache keys on the name, so each precision is loaded once and kept).
+MODEL_BY_PRECISION = {"auto": "onestep", "fp32": "onestep-fp32", "bf16": "onestep-bf16"}
+
+
+def refiner_factory(checkpoint_dir: str, device: str, precision: str = "auto"):
+    """Model-registry factory: the pipeline in ``checkpoint_dir`` on ``device`` (no download),
+    in ``precision`` (``auto``: fp16 on CUDA, fp32 on the CPU)."""
+    import torch  # noqa: PLC0415
+
     from focuspull.stages.refine.pipeline import RefinerPipeline  # noqa: PLC0415 - torch, diffusers
 
-    return RefinerPipeline.from_pretrained(checkpoint_dir, device)
+    dtype = {"auto": None, "fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+    return RefinerPipeline.from_pretrained(checkpoint_dir, device, dtype)
 
 
-def load_refiner(model_dir: str | os.PathLike, device: str = "cpu"):
-    """The :class:`~focuspull.stages.refine.pipeline.RefinerPipeline` in ``model_dir`` on ``device``, cached."""
+def refiner_factory_fp32(checkpoint_dir: str, device: str):
+    return refiner_factory(checkpoint_dir, device, "fp32")
+
+
+def refiner_factory_bf16(checkpoint_dir: str, device: str):
+    return refiner_factory(checkpoint_dir, device, "bf16")
+
+
+def load_refiner(model_dir: str | os.PathLike, device: str = "cpu", precision: str = "auto"):
+    """The :class:`~focuspull.stages.refine.pipeline.RefinerPipeline` in ``model_dir`` on ``device``
+    in ``precision`` (:data:`MODEL_BY_PRECISION`), cached."""
     folder = Path(model_dir).resolve()
     weights = folder / "diffusion_pytorch_model.safetensors"
     stamp = weights.stat().st_mtime_ns if weights.exists() else 0
-    return _load(str(folder), stamp, str(device))
+    return _load(str(folder), stamp, str(device), precision)
 
 
 @lru_cache(maxsize=4)
-def _load(folder: str, stamp: int, device: str):
-    from focuspull.stages.refine.pipeline import RefinerPipeline  # noqa: PLC0415 - torch, diffusers
-
-    return RefinerPipeline.from_pretrained(folder, device)
+def _load(folder: str, stamp: int, device: str, precision: str):
+    return refiner_factory(folder, device, precision)
 
 
 def refiner_reach(model_dir: str | os.PathLike) -> int:

