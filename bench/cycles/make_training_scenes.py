@@ -7,6 +7,10 @@ Run with Blender-as-a-module (``bpy``) in its own venv, never the focuspull venv
     /work/venv-bpy/bin/python bench/cycles/make_training_scenes.py --out /work/data/cycles-val \
         --first 1000000 --count 16 --threads 2
 
+``--hidden-emitters`` adds emitters around the focused object's outline, partly hidden behind
+it (the benchmark's largest error; docs/refine.md); those scenes use their own seed ranges
+(training from 500000, validation from 1500000).
+
 Scene ``i`` is a pure function of its seed ``i`` (numpy ``default_rng(i)``); training seeds
 stay below :data:`VALIDATION_SEED0` and validation seeds start there, so the splits are
 disjoint.  Each scene folder ``<out>/<seed:07d>/`` has the layout of ``bench/scenes/<name>/``
@@ -38,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import make_scenes as ms  # noqa: E402  (bench/cycles/make_scenes.py: the same scene toolkit)
 
 VALIDATION_SEED0 = 1_000_000
+HIDDEN_STREAM = 7  # the extra random stream of --hidden-emitters scenes
 PINHOLE_SAMPLES = 32
 DOF_SAMPLES = 64
 
@@ -76,13 +81,19 @@ def coc_radius_px(depth_m, lens) -> float:
     return 0.5 * diameter_mm / ms.SENSOR_WIDTH_MM * ms.WIDTH
 
 
-def build_random(rng, lens) -> None:
-    """Populate the empty scene; sets ``lens['focus_distance_m']`` and ``lens['fstop']``."""
+def build_random(rng, lens, hidden_rng=None) -> None:
+    """Populate the empty scene; sets ``lens['focus_distance_m']`` and ``lens['fstop']``.
+
+    ``hidden_rng`` (``--hidden-emitters``): also put 3-8 small HDR emitters far behind the
+    focused object, around its silhouette, so that many are partly (some wholly) hidden behind
+    an in-focus edge; objects are then spheres or cubes (no rods).  Drawn from their own
+    random stream, so the lens and most of the scene are those the seed makes without it.
+    """
     back_depth = float(rng.uniform(3.0, 30.0))
     dim = rng.random() < 0.5
     bw, bh = _half_extent(back_depth, lens)
     ms.wall(back_depth, 2.6 * bw, 2.6 * bh, _textured(rng, "backdrop", dim=dim))
-    depths = []
+    depths, objects = [], []
     # Objects: at least one, one of them becomes the focus target.
     for i in range(int(rng.integers(1, 5))):
         d = float(rng.uniform(0.8, min(back_depth * 0.8, 6.0)))
@@ -91,6 +102,9 @@ def build_random(rng, lens) -> None:
         size = float(rng.uniform(0.08, 0.35)) * h
         mat = _textured(rng, f"obj{i}")
         kind = rng.integers(0, 3)
+        if hidden_rng is not None and kind == 2:
+            kind = int(hidden_rng.integers(0, 2))  # a rod's silhouette is too thin to hide behind
+        objects.append((int(kind), loc, size))
         if kind == 0:
             ms.sphere(loc, size, mat)
         elif kind == 1:
@@ -100,6 +114,8 @@ def build_random(rng, lens) -> None:
         depths.append(d)
     focus = float(rng.choice(depths)) if rng.random() < 0.6 else min(depths)
     near = focus
+    if hidden_rng is not None:
+        near = min(near, _hidden_emitters(hidden_rng, lens, objects[depths.index(focus)], back_depth))
     # Thin occluders near the camera.
     if rng.random() < 0.3:
         d = float(rng.uniform(0.5, max(0.6, 0.7 * focus)))
@@ -157,10 +173,38 @@ def build_random(rng, lens) -> None:
     lens["fstop"] = round(max(1.2, widest / float(rng.uniform(5.0, 18.0))), 3)
 
 
-def render(seed: int, lens: dict, *, dof: bool, samples: int, threads: int, tmpdir: str):
+def _hidden_emitters(rng, lens, focused, back_depth) -> float:
+    """Emitters behind the focused object ``(kind, loc, size)``, around its silhouette.
+
+    Each one lies on a ray through the object's outline, at 0.75-1.2 silhouette radii from its
+    centre (a sphere's radius is ``size``, a cube's half edge 0.8 ``size``): inside 1 it is
+    (partly) hidden, and a real lens sees around the in-focus edge to it.  Returns the nearest
+    emitter depth.
+    """
+    kind, (x, d, z), size = focused
+    radius = size if kind == 0 else 0.8 * size * float(rng.uniform(1.0, 1.4))
+    lo = min(back_depth * 0.9, d * float(rng.uniform(1.5, 4.0)))
+    de = float(rng.uniform(lo, back_depth * 0.95))
+    radius_px = float(rng.uniform(1.5, 6.0))
+    strength = float(rng.uniform(10.0, 100.0))
+    px_per_m = lens["focal_length_mm"] / ms.SENSOR_WIDTH_MM * ms.WIDTH
+    for k in range(int(rng.integers(3, 9))):
+        theta = float(rng.uniform(0, 2 * math.pi))
+        u = float(rng.uniform(0.75, 1.2))
+        scale = de / d  # the same direction from the camera, farther away
+        ex = (x + u * radius * math.cos(theta)) * scale
+        ez = (z + u * radius * math.sin(theta)) * scale
+        c = _colour(rng, 0.2, 1.0)
+        ms.sphere((ex, de, ez), radius_px * de / px_per_m,
+                  ms.material(f"hidden{k}", c, c, emission=strength * float(rng.uniform(0.5, 1.5))))
+    return de
+
+
+def render(seed: int, lens: dict, *, dof: bool, samples: int, threads: int, tmpdir: str, hidden: bool = False):
     scene = ms.reset()
     lens = dict(lens)
-    build_random(np.random.default_rng(seed), lens)  # same seed -> same scene (and focus) both times
+    # same seed -> same scene (and focus) both times
+    build_random(np.random.default_rng(seed), lens, np.random.default_rng((seed, HIDDEN_STREAM)) if hidden else None)
     ms.camera(scene, lens, dof=dof)
     ms.render_settings(scene, samples, threads)
     scene.cycles.seed = seed % 100_000
@@ -173,7 +217,7 @@ def render(seed: int, lens: dict, *, dof: bool, samples: int, threads: int, tmpd
 
 
 def make(seed: int, out_root: str, threads: int, pinhole_samples: int = PINHOLE_SAMPLES,
-         dof_samples: int = DOF_SAMPLES) -> dict | None:
+         dof_samples: int = DOF_SAMPLES, hidden: bool = False) -> dict | None:
     folder = os.path.join(out_root, f"{seed:07d}")
     if os.path.isfile(os.path.join(folder, "scene.json")):
         return None
@@ -182,8 +226,9 @@ def make(seed: int, out_root: str, threads: int, pinhole_samples: int = PINHOLE_
     start = time.perf_counter()
     scene_seed = seed * 2 + 1  # the scene's own stream, independent of the lens draw
     with tempfile.TemporaryDirectory() as tmp:
-        pin, lens_full = render(scene_seed, lens, dof=False, samples=pinhole_samples, threads=threads, tmpdir=tmp)
-        dof, _ = render(scene_seed, lens, dof=True, samples=dof_samples, threads=threads, tmpdir=tmp)
+        pin, lens_full = render(scene_seed, lens, dof=False, samples=pinhole_samples, threads=threads, tmpdir=tmp,
+                                hidden=hidden)
+        dof, _ = render(scene_seed, lens, dof=True, samples=dof_samples, threads=threads, tmpdir=tmp, hidden=hidden)
     z = pin["ViewLayer.Depth.Z"]
     tmp_folder = folder + ".tmp"
     os.makedirs(tmp_folder, exist_ok=True)
@@ -192,6 +237,7 @@ def make(seed: int, out_root: str, threads: int, pinhole_samples: int = PINHOLE_
     ms.write_half_exr(os.path.join(tmp_folder, "cycles_dof.exr"), ms.rgba(dof, "ViewLayer.Combined"), list("RGBA"))
     meta = dict(width=ms.WIDTH, height=ms.HEIGHT, sensor_width_mm=ms.SENSOR_WIDTH_MM, seed=seed,
                 samples=dict(pinhole=pinhole_samples, dof=dof_samples), denoiser="OpenImageDenoise",
+                hidden_emitters=hidden,
                 generator="bench/cycles/make_training_scenes.py", render_seconds=round(time.perf_counter() - start, 2),
                 z_min_m=float(z.min()), z_max_m=float(z.max()), **lens_full)
     with open(os.path.join(tmp_folder, "scene.json"), "w") as fh:
@@ -209,10 +255,13 @@ def main(argv):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--pinhole-samples", type=int, default=PINHOLE_SAMPLES)
     p.add_argument("--dof-samples", type=int, default=DOF_SAMPLES)
+    p.add_argument("--hidden-emitters", action="store_true",
+                   help="also hide emitters partly behind the focused object's silhouette")
     args = p.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     for seed in range(args.first, args.first + args.count):
-        meta = make(seed, os.path.abspath(args.out), args.threads, args.pinhole_samples, args.dof_samples)
+        meta = make(seed, os.path.abspath(args.out), args.threads, args.pinhole_samples, args.dof_samples,
+                    args.hidden_emitters)
         if meta:
             print(f"{seed}: {meta['render_seconds']:.1f} s, f/{meta['fstop']} {meta['focal_length_mm']:.0f} mm, "
                   f"focus {meta['focus_distance_m']:.2f} m, blades {meta['blades']}", flush=True)

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="fraction of the steps of stages 1 and 3 on Cycles crops; the rest on ray-traced clips")
     parser.add_argument("--cycles-limit", type=int, default=0, metavar="N",
                         help="use only the first N scenes (sorted by name) of --cycles-data (0 = all)")
+    parser.add_argument("--hidden-emitters", type=float, default=0.0, metavar="F",
+                        help="share of the ray-traced training clips that hide HDR emitters behind the outline "
+                             "of an in-focus layer (0..1)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--model-config", metavar="JSON", default="{}",
                         help='stage 1 only, new model: e.g. \'{"block_channels": [32, 64]}\'')
@@ -70,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--steps must be >= 1, got {args.steps}", "pass e.g. --steps 1000")
     if not 0.0 <= args.cycles_fraction <= 1.0:
         raise InputError(f"--cycles-fraction must be in 0..1, got {args.cycles_fraction}", "pass e.g. --cycles-fraction 0.9")
+    if not 0.0 <= args.hidden_emitters <= 1.0:
+        raise InputError(f"--hidden-emitters must be in 0..1, got {args.hidden_emitters}", "pass e.g. --hidden-emitters 0.5")
     if args.cycles_val is not None and args.cycles_data is None:
         raise InputError("--cycles-val needs --cycles-data", "pass the training scenes with --cycles-data DIR")
     from focuspull.stages.refine.training.loop import TrainConfig, train_stage  # torch, diffusers
@@ -80,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
                       max_coc_px=args.max_coc, train_pool=args.train_pool,
                       model_config=model_config, display_weight=args.display_weight,
                       cycles_data=args.cycles_data, cycles_val=args.cycles_val,
-                      cycles_fraction=args.cycles_fraction, cycles_limit=args.cycles_limit)
+                      cycles_fraction=args.cycles_fraction, cycles_limit=args.cycles_limit,
+                      hidden_fraction=args.hidden_emitters)
     result = train_stage(cfg, log=lambda line: print(line, flush=True))
     print(f"stage {args.stage}: validation loss {result['first_val']:.5f} -> {result['last_val']:.5f}, "
           f"display-referred MSE {result['first_val_display_mse']:.6f} -> {result['last_val_display_mse']:.6f} "

@@ -131,3 +131,33 @@ def test_the_validation_loss_falls(tmp_path):
     result = train_stage(cfg)
     assert result["last_val_display_mse"] < 0.98 * result["first_val_display_mse"]
     assert result["last_val"] < result["first_val"]
+
+
+def test_hidden_emitter_clips_hide_hdr_light_behind_an_in_focus_outline():
+    """``hidden_fraction=1``: emitters sit on layers behind the front cut-out, on its outline,
+    and the clip focuses on that cut-out (CoC 0 there), so the lens sees light around an in-focus
+    edge that the pinhole image partly hides; ``hidden_fraction=0`` leaves the clip unchanged."""
+    from focuspull.stages.refine.training.scenes import random_scene
+
+    layers, depths, front = random_scene(np.random.default_rng(3), 24, 24, 4, np.random.default_rng(4))
+    assert front is not None and front < len(depths) - 1
+    cover = layers[front, 3]
+    outline = ((cover > 0.05) & (cover < 0.95)).float()[None, None]
+    near_outline = torch.nn.functional.max_pool2d(outline, 9, stride=1, padding=4)[0, 0] > 0
+    behind = layers[front + 1:, :3].amax(dim=(0, 1))  # premultiplied colour of the layers behind
+    assert float(behind[near_outline].max()) > 5.0  # HDR light within 4 px of the outline
+    clip = make_clip(11, 1, 24, max_coc_px=6.0, aperture_count=16, hidden_fraction=1.0)
+    assert float((np.abs(clip.coc_px) < 1e-4).mean()) > 0.02  # a layer is exactly in focus
+    plain = make_clip(11, 1, 24, max_coc_px=6.0, aperture_count=16)
+    again = make_clip(11, 1, 24, max_coc_px=6.0, aperture_count=16, hidden_fraction=0.0)
+    assert np.array_equal(plain.truth, again.truth) and not np.array_equal(plain.truth, clip.truth)
+
+
+def test_hidden_emitters_reach_the_training_clips_but_not_the_validation_split(tmp_path):
+    cfg = tiny_cfg(tmp_path, train_pool=2, hidden_fraction=1.0)
+    pool = _TrainingClips(cfg, STAGES[1]).pool
+    assert all(float((np.abs(c.coc_px) < 1e-4).mean()) > 0.02 for c in pool)  # focused on the hiding layer
+    from focuspull.stages.refine.training.loop import validation_clips
+
+    val = validation_clips(cfg, STAGES[1])[0]
+    assert np.array_equal(val.truth, make_clip(VALIDATION_SEED0, 4, 24, max_coc_px=6.0, aperture_count=24).truth)

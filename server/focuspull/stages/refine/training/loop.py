@@ -57,6 +57,8 @@ class TrainConfig:
     train a fraction ``cycles_fraction`` of their steps on crops of them (1-frame clips of
     ``size``), the rest on ray-traced clips; ``cycles_val`` (a disjoint folder) replaces the
     ray-traced validation split; ``cycles_limit`` > 0 loads only that many training scenes.
+    ``hidden_fraction``: share of the ray-traced *training* clips that hide HDR emitters behind
+    the outline of an in-focus layer (the validation clips stay the default split).
     """
 
     out: Path
@@ -79,6 +81,7 @@ class TrainConfig:
     cycles_val: Optional[Path] = None
     cycles_fraction: float = 1.0
     cycles_limit: int = 0
+    hidden_fraction: float = 0.0
 
 
 def trainable_names(model: RefinerModel, trains: str) -> list[str]:
@@ -172,9 +175,9 @@ def validation_clips(cfg: TrainConfig, spec: StageSpec) -> list[Clip]:
     return [_clip(cfg, spec, VALIDATION_SEED0 + i) for i in range(cfg.val_clips)]
 
 
-def _clip(cfg: TrainConfig, spec: StageSpec, seed: int) -> Clip:
+def _clip(cfg: TrainConfig, spec: StageSpec, seed: int, hidden_fraction: float = 0.0) -> Clip:
     return make_clip(seed, spec.frames, cfg.size, perturb=spec.perturb, max_coc_px=cfg.max_coc_px,
-                     aperture_count=cfg.aperture_samples)
+                     aperture_count=cfg.aperture_samples, hidden_fraction=hidden_fraction)
 
 
 class _TrainingClips:
@@ -188,7 +191,8 @@ class _TrainingClips:
 
             self.cycles = load_scenes(cfg.cycles_data, cfg.cycles_limit)
         self.pool = [] if self.cycles and cfg.cycles_fraction >= 1.0 else [
-            _clip(cfg, spec, training_seed(cfg.seed, cfg.stage, 0, i, 1)) for i in range(cfg.train_pool)]
+            _clip(cfg, spec, training_seed(cfg.seed, cfg.stage, 0, i, 1), cfg.hidden_fraction)
+            for i in range(cfg.train_pool)]
 
     def is_cycles(self, step: int) -> bool:
         """Whether step ``step`` trains on Cycles crops (a pure function of the step)."""
@@ -205,7 +209,8 @@ class _TrainingClips:
             return [random_crop(self.cycles[int(rng.integers(len(self.cycles)))], self.cfg.size, rng) for _ in range(n)]
         if self.pool:
             return [self.pool[(step * n + i) % len(self.pool)] for i in range(n)]
-        return [_clip(self.cfg, self.spec, training_seed(self.cfg.seed, self.cfg.stage, step, i, n)) for i in range(n)]
+        return [_clip(self.cfg, self.spec, training_seed(self.cfg.seed, self.cfg.stage, step, i, n),
+                      self.cfg.hidden_fraction) for i in range(n)]
 
 
 def validate(model: RefinerModel, clips: list[Clip], spec: StageSpec, device: torch.device,

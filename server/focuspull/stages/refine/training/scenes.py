@@ -96,8 +96,29 @@ def _emitters(rng: np.random.Generator, colour: torch.Tensor, cover: torch.Tenso
         cover.copy_(torch.maximum(cover, disc))
 
 
-def random_scene(rng: np.random.Generator, h: int, w: int, margin: int) -> tuple[torch.Tensor, np.ndarray]:
-    """Layers ``(L, 4, H+2m, W+2m)`` near -> far (premultiplied) and their depths in metres."""
+def _hide_emitters(rng: np.random.Generator, layers: list[torch.Tensor], front: int) -> None:
+    """Put 2-6 HDR emitters on layers behind ``front``, on its cut-out's outline (within 3 px):
+    partly or wholly hidden behind it in the pinhole image, seen around by the lens."""
+    cover = layers[front][3]
+    edge = torch.nonzero((cover > 0.05) & (cover < 0.95))
+    if len(edge) == 0:
+        return
+    h, w = cover.shape
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    for _ in range(int(rng.integers(2, 7))):
+        cy, cx = (float(v) + rng.uniform(-3, 3) for v in edge[int(rng.integers(len(edge)))])
+        r = rng.uniform(0.7, 2.5)
+        disc = (r + 0.5 - torch.sqrt((yy - cy) ** 2 + (xx - cx) ** 2)).clamp(0.0, 1.0)
+        value = torch.from_numpy(rng.uniform(0.3, 1.0, (3, 1, 1)).astype(np.float32)) * float(rng.uniform(10, 80))
+        far = layers[int(rng.integers(front + 1, len(layers)))]  # premultiplied: colour * cover, cover
+        far[:3].mul_(1 - disc).add_(disc * value)
+        far[3:].copy_(torch.maximum(far[3:], disc))
+
+
+def random_scene(rng: np.random.Generator, h: int, w: int, margin: int,
+                 hidden_rng: np.random.Generator | None = None) -> tuple[torch.Tensor, np.ndarray, int | None]:
+    """Layers ``(L, 4, H+2m, W+2m)`` near -> far (premultiplied), their depths in metres, and
+    (with ``hidden_rng``) the layer an emitter hides behind, which the clip then focuses on."""
     hc, wc = h + 2 * margin, w + 2 * margin
     count = int(rng.integers(2, 5))  # in front of the background
     depths = np.sort(rng.uniform(0.6, 12.0, count + 1)).astype(np.float32)
@@ -114,7 +135,15 @@ def random_scene(rng: np.random.Generator, h: int, w: int, margin: int) -> tuple
         if rng.random() < (0.7 if i == count else 0.3):
             _emitters(rng, colour, cover, int(rng.integers(1, 8)))
         layers.append(torch.cat([colour * cover, cover], dim=0))
-    return torch.stack(layers), depths
+    front = None
+    if hidden_rng is not None:
+        # A cut-out in front of the others hides emitters behind its outline (as an in-focus
+        # object hides point lights that a real lens sees around).
+        front = int(hidden_rng.integers(0, count))
+        cover = _cutout(hidden_rng, hc, wc)
+        layers[front] = torch.cat([_texture(hidden_rng, hc, wc) * cover, cover], dim=0)
+        _hide_emitters(hidden_rng, layers, front)
+    return torch.stack(layers), depths, front
 
 
 def perturb_depth(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -133,15 +162,26 @@ def perturb_depth(depth_m: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return (1.0 / disparity[:, 0]).numpy().astype(np.float32)
 
 
+#: The extra random stream of clips with hidden emitters (``hidden_fraction``).
+HIDDEN_STREAM = 7
+
+
 def make_clip(seed: int, frames: int, size: int, *, perturb: bool = False, max_coc_px: float = 14.0,
-              aperture_count: int = 96) -> Clip:
-    """Render clip ``seed``: ``frames`` frames of ``size x size`` with moving layers and a focus pull."""
+              aperture_count: int = 96, hidden_fraction: float = 0.0) -> Clip:
+    """Render clip ``seed``: ``frames`` frames of ``size x size`` with moving layers and a focus pull.
+
+    ``hidden_fraction``: the share of seeds whose clip hides emitters behind the outline of a
+    layer in focus (drawn from a separate stream: the other seeds give the clips they give
+    with 0).
+    """
     from focuspull.stages.render.layered import render_coc  # noqa: PLC0415
 
     rng = np.random.default_rng(seed)
     motion = float(rng.uniform(0.0, 2.0))  # px per frame at most
     margin = int(math.ceil(max_coc_px + motion * frames)) + 2
-    layers, depths = random_scene(rng, size, size, margin)
+    hidden_rng = np.random.default_rng((seed, HIDDEN_STREAM))
+    hidden = hidden_fraction > 0 and hidden_rng.random() < hidden_fraction
+    layers, depths, front = random_scene(rng, size, size, margin, hidden_rng if hidden else None)
     aperture = Aperture(blades=int(rng.choice([0, 0, 5, 6, 7, 8])), rotation_deg=float(rng.uniform(0, 60)))
     samples = aperture_samples(aperture, aperture_count, rng)
     velocity = torch.from_numpy(rng.uniform(-motion, motion, (len(depths), 2)).astype(np.float32))
@@ -150,6 +190,8 @@ def make_clip(seed: int, frames: int, size: int, *, perturb: bool = False, max_c
     d0, d1 = (float(rng.uniform(disparities.min(), disparities.max())) for _ in range(2))
     if rng.random() < 0.5:
         d1 = d0
+    if front is not None:  # the hiding layer stays in focus (within a fraction of a px)
+        d0 = d1 = float(disparities[front])
     span = max(float(np.abs(disparities - d).max()) for d in (d0, d1))
     k_px = float(rng.uniform(2.0, max_coc_px)) / max(span, 1e-6)
     aif, cocs, classical, truth = [], [], [], []
