@@ -44,7 +44,15 @@ DEFAULT_ENDPOINT = "tcp://127.0.0.1:5690"
 # The server is trusted more than its clients, but a client still bounds what it accepts.
 _CLIENT_LIMITS = protocol.Limits(max_message_bytes=64 * 2**30, max_items=1_000_000)
 ZAP_USER = b"focuspull"  # PLAIN user name the server expects; the password is the token
-_HANDSHAKE_EVENTS = zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+# A refused handshake is reported as FAILED_AUTH (ZAP said no) or FAILED_PROTOCOL (mechanism
+# mismatch: a token on one side only), but the refusing side closes at once, and when its close
+# overtakes its greeting the client sees only FAILED_NO_DETAIL (measured: 5 of 6 connections of
+# a token-less client to a token server); the next reconnect may race the same way.
+_HANDSHAKE_EVENTS = (zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                     | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+# Handshakes refused in a row (ZeroMQ reconnects every ~0.1 s) that make it a refusal: a healthy
+# server never refuses one, and a token-less client waited 35-50 s for the cause otherwise.
+_REFUSALS = 3
 
 
 class JobHandle:
@@ -116,6 +124,7 @@ class Client:
         self._identity = b"fp-" + uuid.uuid4().bytes
         self._socket: zmq.Socket | None = None
         self._monitor: zmq.Socket | None = None  # handshake failures (auth) of _socket
+        self._refused = 0  # handshakes that failed without a cause, and none succeeded since
         self._inbox: dict[str, deque[Message]] = {}  # job id -> messages not yet consumed
         self._live: set[str] = set()  # jobs submitted here whose end has not been read yet
         self._last_sent = 0.0
@@ -171,8 +180,7 @@ class Client:
             self._socket.send_multipart(frames, copy=False)
         except zmq.Again:
             self._check_handshake()  # AuthError when the server refused the connection
-            raise ServiceUnavailable(f"cannot send to {self.endpoint}: no connection for {self.timeout_s:g} s",
-                                     "check that 'focuspull serve' is running there (and the token matches)") from None
+            raise self._unanswered(f"cannot send to {self.endpoint}: no connection for {self.timeout_s:g} s") from None
         self._last_sent = time.monotonic()
 
     def _recv(self, timeout_s: float) -> Message | None:
@@ -181,11 +189,15 @@ class Client:
         poller.register(self._socket, zmq.POLLIN)
         if self._monitor is not None:
             poller.register(self._monitor, zmq.POLLIN)
-        ready = dict(poller.poll(max(0, int(timeout_s * 1000))))
-        if self._monitor is not None and self._monitor in ready:
-            self._check_handshake()
-        if self._socket not in ready:
-            return None
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        while True:  # a handshake event that raises nothing does not end the wait
+            ready = dict(poller.poll(max(0, int((deadline - time.monotonic()) * 1000))))
+            if self._monitor is not None and self._monitor in ready:
+                self._check_handshake()
+            if self._socket in ready:
+                break
+            if time.monotonic() >= deadline:
+                return None
         frames = self._socket.recv_multipart(copy=False)
         return protocol.decode(frames, _CLIENT_LIMITS, expect=protocol.SERVER_TYPES)
 
@@ -196,6 +208,12 @@ class Client:
         assert self._monitor is not None
         while self._monitor.poll(0):
             event = recv_monitor_message(self._monitor)
+            if event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._refused = 0
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                self._refused += 1  # the cause may come with a reconnect, else after a few
+                if self._refused >= _REFUSALS:
+                    raise self._unanswered(f"{self._refused} connection handshakes with {self.endpoint} failed")
             if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
                 raise AuthError("wrong auth token (the server refused the connection)",
                                 "use the token the server was started with")
@@ -226,6 +244,7 @@ class Client:
         connection); with live jobs it is kept so their queued results are not dropped.
         """
         req_id = uuid.uuid4().hex
+        self._refused = 0
         for attempt in range(self.retries + 1):
             if attempt and not self._live:
                 self._reconnect()
@@ -248,10 +267,20 @@ class Client:
                 self._stash(msg)
         if not self._live:
             self._reconnect()  # leave a fresh socket for the next call
-        raise ServiceUnavailable(
-            f"no answer from {self.endpoint} to '{msg_type}' after {self.retries + 1} "
-            f"attempt(s) of {self.timeout_s:g} s",
-            "check that 'focuspull serve' is running there (and the token matches)")
+        raise self._unanswered(f"no answer from {self.endpoint} to '{msg_type}' after {self.retries + 1} "
+                               f"attempt(s) of {self.timeout_s:g} s")
+
+    def _unanswered(self, what: str) -> Exception:
+        """The error for a request that got no answer: AuthError when the server refused every
+        connection handshake (a token on one side only, or a wrong one), else ServiceUnavailable."""
+        if self._refused:
+            if self.token is None:
+                return AuthError(f"{what}: the server refused the connection; it needs an auth token and "
+                                 "the connection carried none", "pass token=... to Client (or set FOCUSPULL_TOKEN)")
+            return AuthError(f"{what}: the server refused the connection; a wrong auth token, or the server "
+                             "takes no auth token but the client sends one",
+                             "use the token the server was started with, or none if it was started without")
+        return ServiceUnavailable(what, "check that 'focuspull serve' is running there (and the token matches)")
 
     def _next_for_job(self, job_id: str) -> Message:
         """The next message of a job, heartbeating; ServiceUnavailable on a silent server."""

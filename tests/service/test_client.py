@@ -15,7 +15,7 @@ import zmq
 from focuspull import protocol
 from focuspull.client import Client
 from focuspull.commands.submit import parse_frames
-from focuspull.errors import InputError, PathPolicyError, ProtocolError, ServiceUnavailable
+from focuspull.errors import AuthError, InputError, PathPolicyError, ProtocolError, ServiceUnavailable
 from test_service_support import REPO, free_port, start_server, tiny_clip  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.timeout(120)
@@ -225,3 +225,36 @@ def test_inband_result_arrays_are_float32_images(start_server):
         assert sorted(again.result()) == [3]
         status = c.status()
         assert status["queued"] == 0 and status["workers"][0]["device"] == "cpu"
+
+
+def _monitor_events(client: Client, events) -> None:
+    """Put ZeroMQ monitor messages (event, value) where the client reads its handshake events."""
+    import struct
+    import uuid
+
+    ctx = zmq.Context.instance()
+    address = f"inproc://fake-monitor-{uuid.uuid4().hex}"
+    reader, writer = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+    reader.bind(address)
+    writer.connect(address)
+    client._socket.disable_monitor()
+    client._monitor.close(linger=0)
+    client._monitor = reader
+    for event, value in events:
+        writer.send_multipart([struct.pack("=hi", event, value), client.endpoint.encode()])
+    writer.close(linger=1000)  # every event delivered before the writer goes
+
+
+@pytest.mark.parametrize("token, says", [(None, "carried none"), ("secret", "wrong auth token")])
+def test_handshakes_refused_without_a_cause_are_an_auth_error(token, says):
+    """A server that refuses the handshake closes at once; when its close overtakes its greeting
+    ZeroMQ reports only FAILED_NO_DETAIL (measured: most connections of a token-less client to a
+    token server), so a few of those in a row are the refusal: AuthError, not a wait for ever."""
+    with Client(f"tcp://127.0.0.1:{free_port()}", token=token, timeout_s=60, retries=0) as c:
+        _monitor_events(c, [(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 32)] * 2)
+        c._check_handshake()  # two: may be a server going down mid-handshake, not yet a refusal
+        _monitor_events(c, [(zmq.EVENT_HANDSHAKE_SUCCEEDED, 0), (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 32)] * 2)
+        c._check_handshake()  # a handshake that succeeded in between: not refused in a row
+        _monitor_events(c, [(zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, 32)] * 3)
+        with pytest.raises(AuthError, match=says):
+            c._check_handshake()
