@@ -162,3 +162,29 @@ def test_extend_borders_replicates_the_smoothed_edges_around_the_untouched_frame
                            (colour[..., :, :3], colour[..., :, :1]), (colour[..., :, -3:], colour[..., :, -1:])):
             assert torch.equal(band, line.expand_as(band))
         assert torch.equal(colour[..., 3, :3], colour[..., 3:4, 0].expand(-1, -1, 3))  # left band: smoothed column
+
+
+def _scattered_foregrounds(seed):
+    """A random frame with 1-3 nearer rectangles (blurred in front of focus), some highlights."""
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(40, 300, 2))
+    img = rng.random((3, h, w)) * (1 + 50 * (rng.random((1, h, w)) > 0.98))
+    coc = np.full((h, w), rng.uniform(-5, 20))
+    for _ in range(int(rng.integers(1, 4))):
+        y0, x0 = (int(v) for v in rng.integers(0, (h, w)))
+        coc[y0:y0 + int(rng.integers(5, 80)), x0:x0 + int(rng.integers(5, 80))] = rng.uniform(-40, 5)
+    return (torch.from_numpy(img.astype(np.float32))[None], torch.from_numpy(coc.astype(np.float32))[None, None],
+            float(np.abs(coc).max()))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hidden_layer_around_the_occluders_equals_the_whole_frame(seed):
+    img, coc, reveal = _scattered_foregrounds(seed)
+    near = hidden_layer(img, coc, 1.0, reveal)
+    whole = hidden_layer(img, coc, 1.0, reveal, window=False)
+    assert torch.equal(near[2], whole[2])  # the same hidden surface, pixel for pixel
+    there = whole[2] > 0
+    assert int(there.sum()) > 50  # every seed has a hidden surface to compare
+    # ... with the same colour and CoC there (to float rounding: pooling sums in another order)
+    assert torch.allclose(near[0] * there, whole[0] * there, rtol=1e-6, atol=1e-6)
+    assert torch.allclose(near[1] * there, whole[1] * there, rtol=1e-6, atol=1e-6)

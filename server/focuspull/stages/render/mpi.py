@@ -341,7 +341,7 @@ def _smoothed_edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
 
 
 def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
-                 reveal_radius_px: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                 reveal_radius_px: float, *, window: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Estimate the background hidden behind foreground edges.
 
     A pixel is on the near side of an edge when a pixel within 2 px lies at least
@@ -357,6 +357,8 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
         spacing_px: plane spacing (the gap test is in planes).
         reveal_radius_px: how far under a foreground edge the background can be seen
             (the largest blur radius in the frame).
+        window: work only around the occluders (False: on the whole frame; the same result,
+            for tests).
 
     Returns:
         ``(colour 1xCxHxW, coc 1x1xHxW, mask 1x1xHxW)``: where ``mask`` is 1 there is a
@@ -376,13 +378,50 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
     occluder = ((far - coc) >= gap) & (coc.abs() > spacing_px)
     if not any_true(occluder):
         return none
+    # Everything from here on matters only near an occluder, so it runs on a window around
+    # them (a foreground that fills a third of the frame costs a third), sized so every
+    # value inside the occluders' box is what the whole frame would give (tested).
+    height, width = coc.shape[-2:]
+    out_box = _true_box(occluder) if window else (0, height, 0, width)
+    fill_step, near_step = cell_px(radius), cell_px(4 * radius)
+    # A filled pixel depends on cells as far as the fill grows, plus the bilinear footprint.
+    sources = _grown(out_box, (math.ceil(radius / fill_step) + 4) * fill_step, height, width)
+    # A source's nearest occluder depends on occluders 4x the reveal radius away (+ a cell).
+    nearby = _grown(sources, (math.ceil(4 * radius / near_step) + 1) * near_step, height, width)
+    occluder_coc = where_finite(occluder[_crop(nearby)], coc[_crop(nearby)], FAR_AWAY)
+    nearest_occluder = -_coarse_max_filter(-occluder_coc, 4 * radius)[_crop(sources, nearby)]
     # Sources are surfaces at least the gap behind the nearest occluder (within 4x the
     # reveal radius): the background of each edge, never the foreground's own interior.
-    occluder_coc = where_finite(occluder, coc, FAR_AWAY)
-    nearest_occluder = -_coarse_max_filter(-occluder_coc, 4 * radius)
-    background = (~occluder) & (coc >= nearest_occluder + gap)
-    weight = background.to(image.dtype) * _highlight_weight(image)
-    filled, reached = _extend([image, coc], weight, radius)
-    hidden_colour, hidden_coc = filled[:, :-1], filled[:, -1:]
-    mask = occluder & reached & ((hidden_coc - coc) >= gap)
-    return hidden_colour, hidden_coc, mask.to(image.dtype)
+    here = _crop(sources)
+    occluder, coc_here = occluder[here], coc[here]
+    background = (~occluder) & (coc_here >= nearest_occluder + gap)
+    weight = background.to(image.dtype) * _highlight_weight(image[here])
+    filled, reached = _extend([image[here], coc_here], weight, radius)
+    mask = occluder & reached & ((filled[:, -1:] - coc_here) >= gap)
+    hidden_colour, hidden_coc, hidden_mask = torch.zeros_like(image), torch.zeros_like(coc), torch.zeros_like(coc)
+    hidden_colour[here] = filled[:, :-1]
+    hidden_coc[here] = filled[:, -1:]
+    hidden_mask[here] = mask.to(image.dtype)
+    return hidden_colour, hidden_coc, hidden_mask
+
+
+def _true_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
+    """``(y0, y1, x0, x1)`` bounding the true pixels of a non-empty ``1x1xHxW`` bool mask
+    (through a byte view: bool reductions on the CPU are not vectorised)."""
+    as_bytes = mask[0, 0].view(torch.uint8)
+    rows = torch.nonzero(as_bytes.amax(dim=1)).flatten()
+    cols = torch.nonzero(as_bytes.amax(dim=0)).flatten()
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _grown(box: tuple[int, int, int, int], margin: int, height: int, width: int) -> tuple[int, int, int, int]:
+    """``box`` grown by ``margin`` px, its start on the coarsest grid (multiples of
+    :data:`MAX_CELL_PX`, so every grid sits where it sits on the whole frame), within the frame."""
+    y0, y1, x0, x1 = box
+    return (max(0, y0 - margin) // MAX_CELL_PX * MAX_CELL_PX, min(height, y1 + margin),
+            max(0, x0 - margin) // MAX_CELL_PX * MAX_CELL_PX, min(width, x1 + margin))
+
+
+def _crop(box: tuple[int, int, int, int], within: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple:
+    """Index of ``box`` in a tensor that holds the frame from ``within``'s start."""
+    return (..., slice(box[0] - within[0], box[1] - within[0]), slice(box[2] - within[2], box[3] - within[2]))
