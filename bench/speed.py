@@ -3,6 +3,7 @@
     .venv/bin/python bench/speed.py            # 1080p, max CoC radius 32 px, + 4K peak RAM
     .venv/bin/python bench/speed.py --quick    # fewer repeats, smaller 4K check
     .venv/bin/python bench/speed.py --against /path/to/main .   # + other checkouts, paired ratios
+    .venv/bin/python bench/speed.py --as-commands   # with the allocator setting the commands use
 
 The scene is the demo shot (focuspull.commands.demo_scene) at 1920x1080, focused on the ball at
 4.5 m, with the f-stop solved so the largest CoC radius in the frame is exactly 32 px
@@ -10,6 +11,11 @@ The scene is the demo shot (focuspull.commands.demo_scene) at 1920x1080, focused
 given (depth conversion is not timed).  Peak RAM is measured in a child process that
 renders one 3840x2160 frame with a 64 px maximum radius: its peak RSS, and the part of it
 the render added on top of the inputs.  Prints a Markdown table for BENCHMARKS.md.
+
+``--as-commands`` times the renderer as ``focuspull render`` and ``focuspull serve`` run it:
+they call ``commands.cli.reuse_freed_memory()`` at start-up (glibc keeps freed frame-sized
+blocks instead of unmapping them), which this process and the ``--against`` children then do
+too (a checkout without it is timed without).  Without the flag: a bare library call.
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from focuspull.commands.cli import reuse_freed_memory  # noqa: E402
 from focuspull.commands.demo_scene import DemoScene  # noqa: E402
 from focuspull.stages.lens import ThinLens, coc_from_depth  # noqa: E402
 from focuspull.stages.render.layered import render_coc  # noqa: E402
@@ -97,7 +104,15 @@ _CHILD_RENDER = (
 )
 
 
-def against(trees: list[str], rgb, coc, rounds: int) -> dict[str, list[float]]:
+_AS_COMMANDS = (
+    "try:\n"
+    "    from focuspull.commands.cli import reuse_freed_memory; reuse_freed_memory()\n"
+    "except ImportError:  # an older checkout\n"
+    "    pass\n"
+)
+
+
+def against(trees: list[str], rgb, coc, rounds: int, as_commands: bool = False) -> dict[str, list[float]]:
     """``render_coc`` of other checkouts (``DIR/server``), one resident child process each
     (warmed by one untimed render, as the in-process row), asked for one render at a time
     in turn, the order reversed every round: renders seconds apart meet the same load on a
@@ -112,7 +127,8 @@ def against(trees: list[str], rgb, coc, rounds: int) -> dict[str, list[float]]:
         try:
             for tree in trees:
                 env = dict(os.environ, PYTHONPATH=os.path.join(os.path.abspath(tree), "server"))
-                child = subprocess.Popen([sys.executable, "-c", _CHILD_RENDER, *paths], env=env, text=True,
+                code = (_AS_COMMANDS if as_commands else "") + _CHILD_RENDER
+                child = subprocess.Popen([sys.executable, "-c", code, *paths], env=env, text=True,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
                 children[tree] = child
                 if child.stdout.readline().strip() != "ready":
@@ -141,6 +157,9 @@ def main() -> int:
     parser.add_argument("--baseline-repeats", type=int, default=3, help="scatter runs (median)")
     parser.add_argument("--quick", action="store_true", help="1 repeat each, 4K check at 1080p size")
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--as-commands", action="store_true",
+                        help="render with the allocator setting `focuspull render` / `serve` use "
+                             "(commands.cli.reuse_freed_memory), here and in the --against children")
     parser.add_argument("--against", nargs="+", metavar="DIR", default=[],
                         help="also time these checkouts' render_coc (e.g. the main branch and this one), "
                              "alternating round by round, for old/new ratios in one run")
@@ -148,10 +167,13 @@ def main() -> int:
     if args.quick:
         args.repeats, args.baseline_repeats = 2, 1
 
+    if args.as_commands:
+        reuse_freed_memory()
     rgb, coc, lens = scene(1920, 1080, 32.0)
     render_coc(rgb[:256, :256], coc[:256, :256])  # warm-up: kernel cache, FFT plans
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-                          f"torch {torch.__version__}, {torch.get_num_threads()} threads",
+                          f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+                          + (", as the commands run (reuse_freed_memory)" if args.as_commands else ""),
                "fstop": round(lens.fstop, 3), "coc_range_px": [float(coc.min()), float(coc.max())]}
     fp = timed(lambda: render_coc(rgb, coc), args.repeats)
     results["focuspull_cpu_s"] = fp
@@ -162,7 +184,7 @@ def main() -> int:
         results["focuspull_cuda_s"] = timed(lambda: (render_coc(rgb, coc, device="cuda"),
                                                      torch.cuda.synchronize()), args.repeats)
     if args.against:
-        results["against_s"] = against(args.against, rgb, coc, args.repeats)
+        results["against_s"] = against(args.against, rgb, coc, args.repeats, args.as_commands)
     results["load_average"] = list(os.getloadavg())
     size = (1920, 1080) if args.quick else (3840, 2160)
     results["peak_ram"] = {"size": list(size), "max_radius_px": 64.0, **peak_ram_child(*size, 64.0)}
