@@ -147,16 +147,24 @@ def plane_units(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
     """Signed CoC in plane units: ``j`` exactly on plane index ``j``, linear in CoC between
     two planes (so tent weights blend their CoC back to the pixel's), 0 at focus."""
     a = coc_px.abs()
-    if stack.knee is None:
-        units = a / stack.spacing_px
-    else:
-        # The plane at or below |c| (one lookup in the stack's own positions), then linear to the next.
-        top = max(-stack.first, stack.first + stack.count - 1) + 1
-        position = torch.tensor(stack.position(np.arange(top + 1)), dtype=a.dtype, device=a.device)
-        k = torch.bucketize(a, position, right=True).sub_(1).clamp_(0, top - 1)
-        per_px = (1.0 / (position[1:] - position[:-1]))[k]
-        units = (a - position[k]).mul_(per_px).add_(k)
-    return units.copysign_(coc_px)
+    uniform = a / stack.spacing_px
+    knee = stack.knee
+    if knee is None:
+        return uniform.copysign_(coc_px)
+    # Beyond the knee plane k sits at base * (1 + g)^(k - knee): the plane at or below |c| is
+    # n = floor(log_(1+g)(|c| / base)) planes past the knee, and the next is g times its
+    # position farther, so units = knee + n + (|c| / position - 1) / g.  That is continuous
+    # across planes (a pixel that rounding puts one segment off lands within rounding of the
+    # same value) and below the uniform units beyond the knee (its slope is smaller), above
+    # them before it: the minimum of the two is the piecewise-linear map.  Arithmetic only:
+    # a lookup of each pixel's plane (bucketize + gather) costs ~4x more at 1080p.
+    g = stack.growth
+    base = knee * stack.spacing_px
+    log_step = math.log1p(g)
+    n = (a * (1.0 / base)).clamp_min_(1.0).log_().mul_(1.0 / log_step).floor_()
+    position = (n * log_step).exp_().mul_(base)
+    geometric = torch.div(a, position, out=position).sub_(1.0).mul_(1.0 / g).add_(n).add_(knee)
+    return torch.minimum(uniform, geometric, out=uniform).copysign_(coc_px)
 
 
 def plane_coordinate(coc_px: torch.Tensor, stack: PlaneStack) -> torch.Tensor:
