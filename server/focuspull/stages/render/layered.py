@@ -38,7 +38,7 @@ from focuspull.errors import Cancelled, DepthError, InputError
 from focuspull.io.transfer import LUMA_WEIGHTS
 from focuspull.stages.lens import Lens, coc_from_depth, describe_bad_pixels
 from focuspull.stages.render.mpi import (FAR_AWAY, MAX_CELL_PX, PLANE_GROWTH, any_true, block_max, extend_borders,
-                                        hidden_layer, place_planes, plane_units, plane_weight, units_coordinate,
+                                        HiddenSurface, hidden_surface, place_planes, plane_units, plane_weight, units_coordinate,
                                         where_finite)
 from focuspull.stages.render.regions import plane_regions
 
@@ -287,16 +287,13 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         # The hidden layer works in plane units (its gaps are counted in planes).
         units = plane_units(coc, stack)
         del coc
-        hid_colour, hid_units, hid_mask = hidden_layer(x, units, 1.0, reveal)
+        surface = hidden_surface(x, units, 1.0, reveal, align=_TILE)
         vis_f = units_coordinate(units, stack)
         tiles = _PlaneTiles.of(vis_f, on_stack=True)
-        hid_f = hid_tiles = None
-        if float(hid_mask.max()) > 0:
-            # Far off the stack where there is no hidden surface: its tent weight is 0 there.
-            hid_f = where_finite(hid_mask, units_coordinate(hid_units, stack), -FAR_AWAY)
-            # Where the hidden layer touches which planes: most rectangles have none of it.
-            hid_tiles = _PlaneTiles.of(hid_f)
-            tiles = tiles | hid_tiles
+        hidden = None
+        if surface is not None and float(surface.mask.max()) > 0:
+            hidden = _Hidden.of(surface, stack, height, width)
+            tiles = tiles | hidden.tiles
 
         total = torch.zeros((1, channels + 1, height, width), device=dev, dtype=dtype)
         # T = clamp(1 - blurred coverage of every plane at least two planes nearer), kept
@@ -306,8 +303,8 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         def blurred_layer(plane: int, crop, core, owned, clear) -> torch.Tensor:
             # Depends on nothing composited before it: runs ahead on a worker thread.
             y0, y1, x0, x1 = crop
-            hid_here = hid_tiles is not None and hid_tiles.touches(plane, core)
-            layer = _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f if hid_here else None)
+            hid_here = hidden is not None and hidden.tiles.touches(plane, core)
+            layer = _plane_layer(plane, core, owned, x, vis_f, hidden if hid_here else None)
             return blur_plane(layer, stack.radius_px(plane), aperture, level_radius_px, clear,
                               size=(y1 - y0, x1 - x0), offset=(core[0] - y0, core[2] - x0))
 
@@ -355,7 +352,7 @@ def _check_finite(result: np.ndarray, image: np.ndarray) -> None:
                      "scale the plate's values down (they are far beyond any real light level) and render again")
 
 
-def _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tensor:
+def _plane_layer(plane, core, owned, x, vis_f, hidden: "_Hidden | None") -> torch.Tensor:
     """Premultiplied colour + coverage of one plane on ``core`` (the owned tiles' box),
     limited to owned tiles.  The crop's halo around it holds nothing of this rectangle: the
     blur places the core on the crop (no padded copy here)."""
@@ -375,13 +372,51 @@ def _plane_layer(plane, core, owned, x, vis_f, hid_colour, hid_f) -> torch.Tenso
     layer = torch.empty((1, channels + 1, cy1 - cy0, cx1 - cx0), device=x.device, dtype=x.dtype)
     torch.mul(x[window], w, out=layer[:, :channels])
     layer[:, channels:] = w
-    if hid_f is not None:
-        w_hid = plane_weight(hid_f[window], plane)
-        if own is not None:
-            w_hid.mul_(own)
-        layer[:, :channels] += hid_colour[window] * w_hid
-        layer[:, channels:] += w_hid
+    if hidden is not None:
+        hidden.add_to(layer, plane, core, own)
     return layer
+
+
+@dataclass(frozen=True)
+class _Hidden:
+    """The hidden surface as the planes see it: on ``box`` (tile-aligned start), its colour and
+    stack coordinate (far off the stack where there is none: its tent weight is 0 there), and
+    which tiles of the whole frame it touches (most rectangles have none of it)."""
+
+    box: tuple[int, int, int, int]
+    colour: torch.Tensor
+    coordinate: torch.Tensor
+    tiles: _PlaneTiles
+
+    @classmethod
+    def of(cls, surface: HiddenSurface, stack, height: int, width: int) -> "_Hidden":
+        coordinate = where_finite(surface.mask, units_coordinate(surface.coc, stack), -FAR_AWAY)
+        y0, y1, x0, x1 = surface.box
+        assert y0 % _TILE == 0 and x0 % _TILE == 0, surface.box
+        here = _PlaneTiles.of(coordinate)
+        # Placed on the whole frame's tile grid; tiles outside the box touch no plane.
+        lo = np.full((-(-height // _TILE), -(-width // _TILE)), np.inf, dtype=here.lo.dtype)
+        hi = np.full_like(lo, -np.inf)
+        rows, cols = slice(y0 // _TILE, y0 // _TILE + here.lo.shape[0]), slice(x0 // _TILE, x0 // _TILE + here.lo.shape[1])
+        lo[rows, cols], hi[rows, cols] = here.lo, here.hi
+        return cls(surface.box, surface.colour, coordinate, _PlaneTiles(lo, hi, height, width))
+
+    def add_to(self, layer: torch.Tensor, plane: int, core, own) -> None:
+        """Add this plane's share of the hidden surface to ``layer`` (on ``core``; ``own``: the
+        rectangle's own pixels of it, or ``None`` for all)."""
+        cy0, cy1, cx0, cx1 = core
+        y0, y1, x0, x1 = self.box
+        top, bottom, left, right = max(cy0, y0), min(cy1, y1), max(cx0, x0), min(cx1, x1)
+        if top >= bottom or left >= right:
+            return
+        mine = (..., slice(top - y0, bottom - y0), slice(left - x0, right - x0))
+        theirs = (..., slice(top - cy0, bottom - cy0), slice(left - cx0, right - cx0))
+        w = plane_weight(self.coordinate[mine], plane)
+        if own is not None:
+            w.mul_(own[theirs])
+        channels = self.colour.shape[1]
+        layer[:, :channels][theirs] += self.colour[mine] * w
+        layer[:, channels:][theirs] += w
 
 
 def render_frame(image: np.ndarray, depth: np.ndarray, lens: Lens, *, depth_math: str = "depth",

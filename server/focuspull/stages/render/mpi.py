@@ -348,9 +348,34 @@ def _smoothed_edges(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
     return top, bottom, left, right
 
 
+@dataclass(frozen=True)
+class HiddenSurface:
+    """The hidden surface on ``box`` (``y0, y1, x0, x1`` px of the frame; none outside it):
+    ``colour`` (1xCxhxw), ``coc`` and ``mask`` (1x1xhxw) cropped to the box.  Where ``mask``
+    is 1 there is a hidden surface with that colour and CoC at least the gap behind the
+    visible one."""
+
+    box: tuple[int, int, int, int]
+    colour: torch.Tensor
+    coc: torch.Tensor
+    mask: torch.Tensor
+
+
 def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
                  reveal_radius_px: float, *, window: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Estimate the background hidden behind foreground edges.
+    """:func:`hidden_surface` on the whole frame: ``(colour 1xCxHxW, coc 1x1xHxW, mask 1x1xHxW)``,
+    zero where there is none."""
+    colour, hidden_coc, mask = torch.zeros_like(image), torch.zeros_like(coc), torch.zeros_like(coc)
+    surface = hidden_surface(image, coc, spacing_px, reveal_radius_px, window=window)
+    if surface is not None:
+        here = _crop(surface.box)
+        colour[here], hidden_coc[here], mask[here] = surface.colour, surface.coc, surface.mask
+    return colour, hidden_coc, mask
+
+
+def hidden_surface(image: torch.Tensor, coc: torch.Tensor, spacing_px: float, reveal_radius_px: float, *,
+                   window: bool = True, align: int = MAX_CELL_PX) -> HiddenSurface | None:
+    """Estimate the background hidden behind foreground edges (``None``: there is none).
 
     A pixel is on the near side of an edge when a pixel within 2 px lies at least
     :data:`HIDDEN_MIN_GAP_PLANES` planes farther (a slanted surface changes far less
@@ -367,25 +392,23 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
             (the largest blur radius in the frame).
         window: work only around the occluders (False: on the whole frame; the same result,
             for tests).
-
-    Returns:
-        ``(colour 1xCxHxW, coc 1x1xHxW, mask 1x1xHxW)``: where ``mask`` is 1 there is a
-        hidden surface with that colour and CoC at least the gap behind the visible one.
+        align: the returned box starts on multiples of this (a multiple of :data:`MAX_CELL_PX`).
     """
-    none = (torch.zeros_like(image), coc, torch.zeros_like(coc))
+    if align % MAX_CELL_PX:
+        raise ValueError(f"align must be a multiple of {MAX_CELL_PX} px, got {align}")
     radius = int(math.ceil(reveal_radius_px))
     gap = HIDDEN_MIN_GAP_PLANES * spacing_px
     if radius < 1:
-        return none
+        return None
     local_far = _max_filter(coc, 2)
     edge = (local_far - coc) >= gap
     if not any_true(edge):
-        return none
+        return None
     # Pixels off an edge are pushed far below every CoC: they drop out of the maximum.
     far = _coarse_max_filter(where_finite(edge, local_far, -FAR_AWAY), radius)
     occluder = ((far - coc) >= gap) & (coc.abs() > spacing_px)
     if not any_true(occluder):
-        return none
+        return None
     # Everything from here on matters only near an occluder, so it runs on a window around
     # them (a foreground that fills a third of the frame costs a third), sized so every
     # value inside the occluders' box is what the whole frame would give (tested).
@@ -393,7 +416,7 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
     out_box = _true_box(occluder) if window else (0, height, 0, width)
     fill_step, near_step = cell_px(radius), cell_px(4 * radius)
     # A filled pixel depends on cells as far as the fill grows, plus the bilinear footprint.
-    sources = _grown(out_box, (math.ceil(radius / fill_step) + 4) * fill_step, height, width)
+    sources = _grown(out_box, (math.ceil(radius / fill_step) + 4) * fill_step, height, width, align)
     # A source's nearest occluder depends on occluders 4x the reveal radius away (+ a cell).
     nearby = _grown(sources, (math.ceil(4 * radius / near_step) + 1) * near_step, height, width)
     occluder_coc = where_finite(occluder[_crop(nearby)], coc[_crop(nearby)], FAR_AWAY)
@@ -406,11 +429,7 @@ def hidden_layer(image: torch.Tensor, coc: torch.Tensor, spacing_px: float,
     weight = background.to(image.dtype) * _highlight_weight(image[here])
     filled, reached = _extend([image[here], coc_here], weight, radius)
     mask = occluder & reached & ((filled[:, -1:] - coc_here) >= gap)
-    hidden_colour, hidden_coc, hidden_mask = torch.zeros_like(image), torch.zeros_like(coc), torch.zeros_like(coc)
-    hidden_colour[here] = filled[:, :-1]
-    hidden_coc[here] = filled[:, -1:]
-    hidden_mask[here] = mask.to(image.dtype)
-    return hidden_colour, hidden_coc, hidden_mask
+    return HiddenSurface(sources, filled[:, :-1], filled[:, -1:], mask.to(image.dtype))
 
 
 def _true_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
@@ -422,12 +441,14 @@ def _true_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
     return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
-def _grown(box: tuple[int, int, int, int], margin: int, height: int, width: int) -> tuple[int, int, int, int]:
-    """``box`` grown by ``margin`` px, its start on the coarsest grid (multiples of
-    :data:`MAX_CELL_PX`, so every grid sits where it sits on the whole frame), within the frame."""
+def _grown(box: tuple[int, int, int, int], margin: int, height: int, width: int,
+           align: int = MAX_CELL_PX) -> tuple[int, int, int, int]:
+    """``box`` grown by ``margin`` px, within the frame, its start on multiples of ``align``
+    (at least the coarsest grid, :data:`MAX_CELL_PX`: every grid sits where it sits on the
+    whole frame)."""
     y0, y1, x0, x1 = box
-    return (max(0, y0 - margin) // MAX_CELL_PX * MAX_CELL_PX, min(height, y1 + margin),
-            max(0, x0 - margin) // MAX_CELL_PX * MAX_CELL_PX, min(width, x1 + margin))
+    return (max(0, y0 - margin) // align * align, min(height, y1 + margin),
+            max(0, x0 - margin) // align * align, min(width, x1 + margin))
 
 
 def _crop(box: tuple[int, int, int, int], within: tuple[int, int, int, int] = (0, 0, 0, 0)) -> tuple:
