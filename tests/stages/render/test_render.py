@@ -349,3 +349,26 @@ def test_a_non_finite_render_fails_with_its_cause():
     with pytest.raises(InputError, match="overflowed at .*1 NaN/inf.*3e\\+38"):
         _check_finite(result, image)
     _check_finite(image, image)  # finite: no error
+
+
+def test_a_plane_works_only_as_far_beyond_the_frame_as_its_blur_reaches():
+    """The frame is extended by the largest blur; a plane blurred less uses only its own reach
+    of that extension (cores and crops end there; what lies farther cannot reach the frame)."""
+    import torch
+
+    from focuspull.stages.render.layered import _PlaneTiles
+
+    height, width, border, halo = 1160, 2000, 40, 15
+    coordinate = torch.full((1, 1, height, width), 3.0)  # every pixel on plane 3
+    rectangles = _PlaneTiles.of(coordinate, on_stack=True).regions(3, halo, border=border)
+    reach = (border - halo, height - border + halo, border - halo, width - border + halo)
+    covered = np.zeros((height, width), bool)
+    for crop, core, owned in rectangles:
+        assert crop[0] >= reach[0] and crop[1] <= reach[1] and crop[2] >= reach[2] and crop[3] <= reach[3]
+        assert crop[0] <= core[0] and core[1] <= crop[1] and crop[2] <= core[2] and core[3] <= crop[3]
+        covered[core[0]:core[1], core[2]:core[3]] = True
+    assert covered[reach[0]:reach[1], reach[2]:reach[3]].all()  # the whole reach, nothing lost
+    assert not covered[:reach[0]].any() and not covered[:, reach[3]:].any()
+    # Without a border (or a blur that needs all of it) every tile is worked, as before.
+    full = _PlaneTiles.of(coordinate, on_stack=True).regions(3, halo)
+    assert min(c[0] for _, c, _ in full) == 0 and max(c[3] for _, c, _ in full) == width

@@ -152,38 +152,49 @@ class _PlaneTiles:
         cols = slice(x0 // _TILE, -(-x1 // _TILE))
         return bool(((self.lo[rows, cols] <= plane) & (plane <= self.hi[rows, cols])).any())
 
-    def regions(self, plane: int, halo_px: int, align: int = 1) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
+    def regions(self, plane: int, halo_px: int, align: int = 1, border: int = 0
+                ) -> list[tuple[tuple[int, int, int, int], tuple[int, int, int, int], np.ndarray]]:
         """``(crop box, core box, owned tiles)`` per rectangle; boxes are ``y0, y1, x0, x1`` px.
 
         Crop origins are multiples of ``align`` (the plane's coarse-grid step), so the coarse
         grid sits at the same place whatever else is on the plane: no shimmer over a shot.
+        ``border``: the frame lies that far inside these bounds.  Only what lies within
+        ``halo_px`` of the frame can reach it, so cores and crops end there (the frame's
+        extension is as wide as the largest blur; a plane blurred less needs less of it).
+        The owned tiles are those of the core's first tile row and column on.
         """
         active = (self.lo <= plane) & (plane <= self.hi)
+        top, bottom = max(0, border - halo_px), min(self.height, self.height - border + halo_px)
+        left, right = max(0, border - halo_px), min(self.width, self.width - border + halo_px)
+        active[:top // _TILE] = False  # tiles wholly beyond that reach
+        active[-(-bottom // _TILE):] = False
+        active[:, :left // _TILE] = False
+        active[:, -(-right // _TILE):] = False
         if not active.any():
             return []
         out = []
         for reg in plane_regions(active, halo_px / _TILE):
-            core = (reg.r0 * _TILE, min(self.height, reg.r1 * _TILE),
-                    reg.c0 * _TILE, min(self.width, reg.c1 * _TILE))
-            crop = (max(0, (core[0] - halo_px) // align * align), min(self.height, core[1] + halo_px),
-                    max(0, (core[2] - halo_px) // align * align), min(self.width, core[3] + halo_px))
+            core = (max(top, reg.r0 * _TILE), min(bottom, reg.r1 * _TILE),
+                    max(left, reg.c0 * _TILE), min(right, reg.c1 * _TILE))
+            crop = (max(top, core[0] - halo_px) // align * align, min(bottom, core[1] + halo_px),
+                    max(left, core[2] - halo_px) // align * align, min(right, core[3] + halo_px))
             out.append((crop, core, reg.owned))
         return out
 
 
-def _plane_rectangles(stack, tiles: _PlaneTiles, level_radius_px: float):
-    """``(plane, crop, core, owned tiles, clear sides)`` of every rectangle, planes near -> far."""
-    height, width = tiles.height, tiles.width
+def _plane_rectangles(stack, tiles: _PlaneTiles, level_radius_px: float, border: int = 0):
+    """``(plane, crop, core, owned tiles, clear sides)`` of every rectangle, planes near -> far
+    (``border``: how far inside the tiles' bounds the frame lies)."""
     for plane in range(stack.count):
         radius = stack.radius_px(plane)
         scale = level_scale(radius, level_radius_px)
         # Reach of a blur on a grid s times coarser: the kernel, rounded up to whole
         # cells, plus the box-down / bilinear-up footprint.
         halo = scale * (math.ceil(radius / scale) + 2) + 1
-        for crop, core, owned in tiles.regions(plane, halo, align=scale):
+        for crop, core, owned in tiles.regions(plane, halo, align=scale, border=border):
             # Sides where the crop kept its whole halo hold only zeros near the edge.
-            clear = (core[0] - halo >= 0, core[1] + halo <= height,
-                     core[2] - halo >= 0, core[3] + halo <= width)
+            clear = (core[0] - crop[0] >= halo, crop[1] - core[1] >= halo,
+                     core[2] - crop[2] >= halo, crop[3] - core[3] >= halo)
             yield plane, crop, core, owned, clear
 
 
@@ -314,7 +325,7 @@ def render_coc(image: np.ndarray, coc_px: np.ndarray, *, aperture: Aperture | No
         current: list = []
         current_plane = 0
         with _Lookahead(blurred_layer) as ahead:
-            for rectangle in _plane_rectangles(stack, tiles, level_radius_px):
+            for rectangle in _plane_rectangles(stack, tiles, level_radius_px, border):
                 ahead.submit(rectangle)
             for (plane, crop, *_), blurred in ahead.results():
                 if cancelled is not None and cancelled():
@@ -362,7 +373,9 @@ def _plane_layer(plane, core, owned, x, vis_f, hidden: "_Hidden | None") -> torc
     if not owned.all():
         # Only the tiles this rectangle owns: others belong to another rectangle (or none).
         # Masking the weights (one channel) masks colour and coverage alike.
-        own = torch.from_numpy(np.kron(owned, np.ones((_TILE, _TILE), bool))[:cy1 - cy0, :cx1 - cx0]
+        # (The core starts inside its first tile when it ends at the frame's reach.)
+        dy, dx = cy0 % _TILE, cx0 % _TILE
+        own = torch.from_numpy(np.kron(owned, np.ones((_TILE, _TILE), bool))[dy:dy + cy1 - cy0, dx:dx + cx1 - cx0]
                                ).to(x.device)
     w = plane_weight(vis_f[window], plane)
     if own is not None:
