@@ -60,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     parser.add_argument("--model-config", metavar="JSON", default="{}",
                         help='stage 1 only, new model: e.g. \'{"block_channels": [32, 64]}\'')
+    parser.add_argument("--grow-context", metavar="C[,C]", default="",
+                        help="stage 1 only: add context levels of these widths below the model's bottleneck "
+                             "(zero-initialised, so it starts from the model's exact output), e.g. 128")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -69,6 +72,13 @@ def run(args: argparse.Namespace) -> int:
         model_config = json.loads(args.model_config)
     except json.JSONDecodeError as exc:
         raise InputError(f"--model-config is not JSON: {exc}", "pass e.g. '{\"block_channels\": [16, 32]}'") from None
+    try:
+        grow = tuple(int(c) for c in args.grow_context.split(",") if c.strip())
+    except ValueError:
+        raise InputError(f"--grow-context must be comma-separated widths, got {args.grow_context!r}",
+                         "pass e.g. --grow-context 128") from None
+    if grow and args.stage != 1:
+        raise InputError("--grow-context applies to stage 1 only", "grow the model in stage 1")
     if args.steps < 1:
         raise InputError(f"--steps must be >= 1, got {args.steps}", "pass e.g. --steps 1000")
     if not 0.0 <= args.cycles_fraction <= 1.0:
@@ -83,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
                       size=args.size, lr=args.lr, seed=args.seed, val_every=args.val_every,
                       val_clips=args.val_clips, checkpoint_every=args.checkpoint_every, aperture_samples=args.aperture_samples, device=args.device,
                       max_coc_px=args.max_coc, train_pool=args.train_pool,
-                      model_config=model_config, display_weight=args.display_weight,
+                      model_config=model_config, grow_context=grow, display_weight=args.display_weight,
                       cycles_data=args.cycles_data, cycles_val=args.cycles_val,
                       cycles_fraction=args.cycles_fraction, cycles_limit=args.cycles_limit,
                       hidden_fraction=args.hidden_emitters)

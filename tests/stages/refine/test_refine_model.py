@@ -1,4 +1,6 @@
 """The refiner's model and pipeline: zero-init exactness, save/load, tiles and windows, conditioning."""
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -7,7 +9,8 @@ from focuspull.errors import InputError, ModelError
 from focuspull.stages.refine import load_refiner
 from focuspull.stages.refine.clip import ClipRefiner
 from focuspull.stages.refine.conditioning import band_masks, band_thresholds, tone, untone
-from focuspull.stages.refine.model import RefinerModel, decoder_parameter_names, temporal_parameter_names
+from focuspull.stages.refine.model import (RefinerModel, decoder_parameter_names, grow_context,
+                                           temporal_parameter_names)
 from focuspull.stages.refine.pipeline import RefinerPipeline
 from focuspull.stages.refine.tiling import piece_weights, windows_covering
 
@@ -106,9 +109,11 @@ def test_windows_depend_on_the_clip_not_on_the_request():
     assert [(a, b) for a, b, _ in windows_covering(5, 20, 8, 4)] == [(0, 8), (4, 12)]
 
 
-def test_impulse_across_tile_and_window_borders_leaves_no_seam():
+@pytest.mark.parametrize("context", [(), (16,)])
+def test_impulse_across_tile_and_window_borders_leaves_no_seam(context):
     """A point light sitting on a tile border and a window border: the cross-faded correction
-    is as smooth across the borders as the model's own output is elsewhere."""
+    is as smooth across the borders as the model's own output is elsewhere (also with a
+    trained context level, whose receptive field spans the tile)."""
     t, h, w = 6, 64, 64
     aif = np.full((t, h, w, 3), 0.2, np.float32)
     coc = np.full((t, h, w), 3.0, np.float32)
@@ -116,9 +121,15 @@ def test_impulse_across_tile_and_window_borders_leaves_no_seam():
     border = pieces[0][1] - 1  # last column of the first tile, inside the overlap
     aif[:, 31:34, border - 1:border + 2] = 40.0
     classical = aif.copy()
-    pipe = RefinerPipeline(tiny_model(random_head=True))
+    model = tiny_model(random_head=True)
+    if context:
+        model = grow_context(model, context)
+        torch.manual_seed(1)
+        with torch.no_grad():
+            model.context_out.weight.normal_(0, 0.1)
+    pipe = RefinerPipeline(model)
     tiled = ClipRefiner(pipe, t, lambda i: (aif[i], coc[i], classical[i]))
-    whole_cfg = dict(TINY, tile_size=64, tile_overlap=8, window=8, window_overlap=4)
+    whole_cfg = dict(TINY, tile_size=64, tile_overlap=8, window=8, window_overlap=4, context_channels=context)
     whole_model = RefinerModel(**whole_cfg)
     whole_model.load_state_dict(pipe.model.state_dict())
     whole = ClipRefiner(RefinerPipeline(whole_model), t, lambda i: (aif[i], coc[i], classical[i]))
@@ -170,3 +181,69 @@ def test_batching_tiles_changes_nothing_but_the_speed():
     torch.testing.assert_close(half, batched * 0.5, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="tiles_per_batch"):
         RefinerPipeline(model, tiles_per_batch=0)
+
+
+# --- context levels (issue #12, fifth attempt): a wider receptive field grown from a trained model
+
+def test_a_grown_context_level_returns_the_trained_model_output_bit_for_bit():
+    """Growing a trained 2-level model by a zero-initialised context level changes nothing until
+    it is trained: same pixels through tiles and windows, every old weight copied."""
+    trained = tiny_model(random_head=True)
+    grown = grow_context(trained, (24,))
+    assert tuple(grown.config.context_channels) == (24,) and grown.multiple == 8
+    assert not tuple(trained.config.context_channels) and trained.multiple == 4
+    old = trained.state_dict()
+    new = grown.state_dict()
+    assert all(torch.equal(old[k], new[k]) for k in old)
+    assert {k for k in new if k not in old} and all(k.startswith("context_") for k in new if k not in old)
+    aif, coc, classical = clip()
+    a = RefinerPipeline(trained)(aif, coc, classical).frames
+    b = RefinerPipeline(grown)(aif, coc, classical).frames
+    assert np.abs(a - classical).max() > 1e-3
+    assert np.array_equal(a, b)
+    with pytest.raises(ValueError, match="already has context"):
+        grow_context(grown, (24,))
+    with pytest.raises(ValueError, match="norm_groups"):
+        grow_context(trained, (10,))
+
+
+def test_a_trained_context_level_changes_the_output_and_round_trips(tmp_path):
+    grown = grow_context(tiny_model(random_head=True), (16, 24))
+    aif, coc, classical = clip(t=3)
+    before = RefinerPipeline(grown)(aif, coc, classical).frames
+    with torch.no_grad():
+        grown.context_out.weight.normal_(0, 0.1)
+    after = RefinerPipeline(grown)(aif, coc, classical).frames
+    assert np.abs(after - before).max() > 1e-4  # the new level reaches the output
+    grown.save_pretrained(tmp_path / "m", safe_serialization=True)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["context_channels"] == [16, 24]
+    loaded = RefinerPipeline.from_pretrained(tmp_path / "m")
+    assert list(loaded.config.context_channels) == [16, 24]
+    assert np.array_equal(loaded(aif, coc, classical).frames, after)
+
+
+def test_an_old_two_level_config_without_context_channels_still_loads_and_behaves(tmp_path):
+    """Configs written before context levels existed (the shipped model's) have no
+    ``context_channels`` key: they load as no context level, with the same output."""
+    model = tiny_model(random_head=True)
+    model.save_pretrained(tmp_path / "m", safe_serialization=True)
+    path = tmp_path / "m" / "config.json"
+    config = json.loads(path.read_text())
+    del config["context_channels"]
+    path.write_text(json.dumps(config))
+    loaded = RefinerPipeline.from_pretrained(tmp_path / "m")
+    assert tuple(loaded.config.context_channels) == () and not len(loaded.model.context_resnets)
+    assert not any(k.startswith("context_") for k in loaded.model.state_dict())
+    aif, coc, classical = clip(t=3)
+    assert np.array_equal(loaded(aif, coc, classical).frames, RefinerPipeline(model)(aif, coc, classical).frames)
+
+
+def test_context_level_parameters_keep_temporal_layers_separable():
+    grown = grow_context(tiny_model(), (24,))
+    temporal = set(temporal_parameter_names(grown))
+    assert any(n.startswith("context_temporal.") for n in temporal)
+    assert all("temporal" in n for n in temporal)
+    assert not any(n.startswith(("context_out", "context_resnets", "context_downsamplers", "context_upsamplers"))
+                   for n in temporal)
+    assert not temporal & set(decoder_parameter_names(grown))

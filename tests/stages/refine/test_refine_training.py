@@ -161,3 +161,26 @@ def test_hidden_emitters_reach_the_training_clips_but_not_the_validation_split(t
 
     val = validation_clips(cfg, STAGES[1])[0]
     assert np.array_equal(val.truth, make_clip(VALIDATION_SEED0, 4, 24, max_coc_px=6.0, aperture_count=24).truth)
+
+
+def test_stage_1_can_grow_a_trained_model_by_a_context_level(tmp_path):
+    """``--grow-context``: the model in --out gets a zero-initialised context level, so its
+    step-0 validation loss is the 2-level model's exactly; the level trains; a resumed run
+    grows the same model again and continues; later stages keep it."""
+    train_stage(tiny_cfg(tmp_path / "base", steps=1, train_pool=1, val_clips=1))
+    for name in ("plain", "grown"):
+        (tmp_path / name).mkdir()
+        for f in ("config.json", "diffusion_pytorch_model.safetensors"):
+            (tmp_path / name / f).write_bytes((tmp_path / "base" / f).read_bytes())
+    plain = train_stage(tiny_cfg(tmp_path / "plain", steps=2, train_pool=1, val_clips=1))
+    grown = train_stage(tiny_cfg(tmp_path / "grown", steps=2, train_pool=1, val_clips=1, grow_context=(16,)))
+    assert grown["first_val"] == plain["first_val"]
+    model = RefinerModel.from_pretrained(tmp_path / "grown", low_cpu_mem_usage=False)
+    assert list(model.config.context_channels) == [16]
+    assert model.context_out.weight.abs().max() > 0  # the new level was trained
+    # Run again (the checkpoint says the stage is done): the same grown model, no error.
+    train_stage(tiny_cfg(tmp_path / "grown", steps=2, train_pool=1, val_clips=1, grow_context=(16,)))
+    with pytest.raises(InputError, match="already has context"):
+        train_stage(tiny_cfg(tmp_path / "grown", steps=3, train_pool=1, val_clips=1, grow_context=(24,)))
+    train_stage(tiny_cfg(tmp_path / "grown", stage=2, steps=1, train_pool=1, val_clips=1))
+    assert list(RefinerModel.from_pretrained(tmp_path / "grown", low_cpu_mem_usage=False).config.context_channels) == [16]

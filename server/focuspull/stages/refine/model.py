@@ -12,6 +12,14 @@ zero-initialised last layer = identity) after each level; every such parameter n
 contains ``temporal`` so training stage 2 can train them alone.  The output convolution
 is zero-initialised: an untrained model predicts no correction, so the refiner returns the
 classical render exactly.
+
+Context levels (``context_channels``, empty by default): more levels below the bottleneck,
+each a ``Downsample2D`` + ``ResnetBlock2D`` + ``TemporalConvLayer``, brought back up by
+``Upsample2D`` convolutions and added to the bottleneck through a zero-initialised 1x1
+convolution (``context_out``) before the middle resnet.  They widen the receptive field
+(one level of 128 channels: 8 px cells on a 64 px tile) and, being zero at
+initialisation, a model grown from a trained one (:func:`grow_context`) gives exactly its
+output until fine-tuned.
 """
 from __future__ import annotations
 
@@ -43,7 +51,8 @@ class RefinerModel(ModelMixin, ConfigMixin):
     def __init__(self, num_bands: int = 6, band_exponent: float = 0.5,
                  block_channels: tuple = (32, 64), norm_groups: int = 8, embed_dim: int = 64,
                  fixed_timestep: int = 999, tile_size: int = 64, tile_overlap: int = 16,
-                 window: int = 8, window_overlap: int = 4, correction_scale: float = 1.0):
+                 window: int = 8, window_overlap: int = 4, correction_scale: float = 1.0,
+                 context_channels: tuple = ()):
         super().__init__()
         in_channels = 7 + num_bands
         chans = list(block_channels)
@@ -65,6 +74,22 @@ class RefinerModel(ModelMixin, ConfigMixin):
             self.down_temporal.append(TemporalConvLayer(c, c, norm_num_groups=norm_groups))
             self.downsamplers.append(Downsample2D(c, use_conv=True, out_channels=c, padding=1, name="op"))
             prev = c
+        self.context_downsamplers = nn.ModuleList()
+        self.context_resnets = nn.ModuleList()
+        self.context_temporal = nn.ModuleList()
+        self.context_upsamplers = nn.ModuleList()
+        lower = prev
+        for c in context_channels:
+            self.context_downsamplers.append(Downsample2D(lower, use_conv=True, out_channels=lower, padding=1, name="op"))
+            self.context_resnets.append(res(lower, c))
+            self.context_temporal.append(TemporalConvLayer(c, c, norm_num_groups=norm_groups))
+            # Built bottom-up in forward order below: level i's upsampler returns to level i-1's width.
+            self.context_upsamplers.insert(0, Upsample2D(c, use_conv=True, out_channels=lower))
+            lower = c
+        if context_channels:
+            self.context_out = nn.Conv2d(prev, prev, 1)
+            nn.init.zeros_(self.context_out.weight)
+            nn.init.zeros_(self.context_out.bias)
         self.mid_resnet = res(prev, prev)
         self.mid_temporal = TemporalConvLayer(prev, prev, norm_num_groups=norm_groups)
         self.up_samplers = nn.ModuleList()
@@ -82,7 +107,7 @@ class RefinerModel(ModelMixin, ConfigMixin):
     @property
     def multiple(self) -> int:
         """Height and width of the input must be multiples of this."""
-        return 2 ** len(self.config.block_channels)
+        return 2 ** (len(self.config.block_channels) + len(self.config.context_channels))
 
     def forward(self, sample: torch.Tensor, strength_px: torch.Tensor, num_frames: int) -> torch.Tensor:
         """``sample (B*T, 7+bands, H, W)``, ``strength_px (B*T,)`` -> correction ``(B*T, 3, H, W)``."""
@@ -104,6 +129,13 @@ class RefinerModel(ModelMixin, ConfigMixin):
             x = temporal(x, num_frames=num_frames)
             skips.append(x)
             x = down(x)
+        if len(self.context_resnets):
+            c = x
+            for down, resnet, temporal in zip(self.context_downsamplers, self.context_resnets, self.context_temporal):
+                c = temporal(resnet(down(c), temb), num_frames=num_frames)
+            for up in self.context_upsamplers:
+                c = up(c)
+            x = x + self.context_out(c)
         x = self.mid_resnet(x, temb)
         x = self.mid_temporal(x, num_frames=num_frames)
         for up, resnet in zip(self.up_samplers, self.up_resnets):
@@ -112,6 +144,25 @@ class RefinerModel(ModelMixin, ConfigMixin):
         out = self.conv_out(self.conv_act(self.conv_norm_out(x)))
         scale = float(self.config.correction_scale)
         return out if scale == 1.0 else out * scale
+
+
+def grow_context(model: RefinerModel, context_channels: tuple) -> RefinerModel:
+    """A copy of ``model`` with context levels ``context_channels`` added (see the module
+    docstring): every existing weight is copied, the new levels are freshly initialised and
+    their output projection is zero, so the grown model's output equals ``model``'s bit for
+    bit until it is trained.  ``model`` must have no context levels yet."""
+    if tuple(model.config.context_channels):
+        raise ValueError(f"model already has context levels {tuple(model.config.context_channels)}")
+    if not context_channels or any(int(c) % model.config.norm_groups for c in context_channels):
+        raise ValueError(f"context_channels {tuple(context_channels)}: give one or more widths, "
+                         f"each a multiple of norm_groups={model.config.norm_groups}")
+    config = {k: v for k, v in dict(model.config).items() if not k.startswith("_")}
+    config["context_channels"] = tuple(int(c) for c in context_channels)
+    grown = RefinerModel(**config)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("context_") for k in missing):
+        raise ValueError(f"weights do not match: missing {missing}, unexpected {unexpected}")
+    return grown.to(next(model.parameters()).device)
 
 
 def temporal_parameter_names(model: RefinerModel) -> list[str]:

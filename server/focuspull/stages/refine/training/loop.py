@@ -29,7 +29,8 @@ import torch.nn.functional as F
 
 from focuspull.errors import InputError
 from focuspull.stages.refine.conditioning import frame_strength, model_inputs, tone, untone
-from focuspull.stages.refine.model import RefinerModel, decoder_parameter_names, temporal_parameter_names
+from focuspull.stages.refine.model import (RefinerModel, decoder_parameter_names, grow_context,
+                                           temporal_parameter_names)
 from focuspull.stages.refine.training.scenes import VALIDATION_SEED0, Clip, make_clip
 
 
@@ -76,6 +77,7 @@ class TrainConfig:
     train_pool: int = 0
     device: str = "cpu"
     model_config: dict = field(default_factory=dict)
+    grow_context: tuple = ()
     display_weight: float = 0.0
     cycles_data: Optional[Path] = None
     cycles_val: Optional[Path] = None
@@ -235,11 +237,22 @@ def validate(model: RefinerModel, clips: list[Clip], spec: StageSpec, device: to
 def load_start_model(cfg: TrainConfig) -> RefinerModel:
     out = Path(cfg.out)
     if (out / "config.json").is_file():
-        return RefinerModel.from_pretrained(str(out), local_files_only=True, low_cpu_mem_usage=False)
-    if cfg.stage != 1:
+        model = RefinerModel.from_pretrained(str(out), local_files_only=True, low_cpu_mem_usage=False)
+    elif cfg.stage != 1:
         raise InputError(f"stage {cfg.stage} starts from the model of the previous stage, but {out} has none",
                          f"run `focuspull train --stage {cfg.stage - 1} --out {out}` first")
-    return RefinerModel(**cfg.model_config)
+    else:
+        model = RefinerModel(**cfg.model_config)
+    grow = tuple(int(c) for c in cfg.grow_context)
+    have = tuple(int(c) for c in model.config.context_channels)
+    if grow and have != grow:
+        if have:
+            raise InputError(f"--grow-context {list(grow)}: the model in {out} already has context levels {list(have)}",
+                             "drop --grow-context to fine-tune it as it is")
+        if cfg.stage != 1:
+            raise InputError("--grow-context applies to stage 1 only", "grow the model in stage 1")
+        model = grow_context(model, grow)  # zero-initialised: the same output until trained
+    return model
 
 
 def train_stage(cfg: TrainConfig, log: Optional[Callable[[str], None]] = None) -> dict:
