@@ -304,3 +304,10 @@ def test_throughput_and_eta_follow_the_clock():
     assert fps == pytest.approx(0.5) and eta == pytest.approx(16.0)
     assert format_duration(75.4) == "1:15" and format_duration(3725) == "1:02:05"
     assert format_duration(float("inf")) == "--:--"
+
+
+@pytest.mark.parametrize("widths", ["99999999", "-8", "12", "8,8,8,8", "abc"])
+def test_train_refuses_an_unbounded_or_odd_context_level_before_any_work(tmp_path, capsys, widths):
+    assert cli.main(["train", "--stage", "1", "--out", str(tmp_path / "run"), "--grow-context", widths]) == 2
+    assert "--grow-context" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before a model was built or a folder made

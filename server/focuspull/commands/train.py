@@ -21,6 +21,11 @@ EPILOG = """examples (the shipped models/refiner-small, see its MODEL_CARD.md):
 run a stage again with the same --out to resume it from its checkpoint."""
 
 
+# Bounds of --grow-context: a refiner that stays a few MB (one level of 128 adds ~2.2 MB).
+MAX_CONTEXT_LEVELS = 3
+MAX_CONTEXT_WIDTH = 512
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--stage", type=int, choices=(1, 2, 3), required=True,
                         help="1: whole model, 4-frame clips; 2: temporal layers, 8-frame windows, "
@@ -79,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
                          "pass e.g. --grow-context 128") from None
     if grow and args.stage != 1:
         raise InputError("--grow-context applies to stage 1 only", "grow the model in stage 1")
+    if len(grow) > MAX_CONTEXT_LEVELS or any(not 8 <= c <= MAX_CONTEXT_WIDTH or c % 8 for c in grow):
+        raise InputError(f"--grow-context takes 1 to {MAX_CONTEXT_LEVELS} widths, each a multiple of 8 from 8 to "
+                         f"{MAX_CONTEXT_WIDTH}, got {args.grow_context[:40]!r}", "pass e.g. --grow-context 128")
     if args.steps < 1:
         raise InputError(f"--steps must be >= 1, got {args.steps}", "pass e.g. --steps 1000")
     if not 0.0 <= args.cycles_fraction <= 1.0:
