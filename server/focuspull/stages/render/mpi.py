@@ -261,13 +261,15 @@ def _extend(values: list[torch.Tensor], weight: torch.Tensor, reach_px: int) -> 
     return filled[..., :h, :w], reached[..., :h, :w]
 
 
-def _bounding_box(mask: torch.Tensor, margin: int) -> tuple[int, int, int, int] | None:
-    """``(r0, r1, c0, c1)`` of the true cells of a 2-D ``mask``, grown by ``margin`` and
-    clipped to it; ``None`` when there are none."""
-    rows = torch.nonzero(mask.any(dim=1)).flatten()
+def _bounding_box(mask: torch.Tensor, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """``(r0, r1, c0, c1)`` of the true cells of a 2-D bool ``mask``, grown by ``margin`` and
+    clipped to it; ``None`` when there are none (through a byte view: bool reductions on the
+    CPU are not vectorised)."""
+    as_bytes = mask.contiguous().view(torch.uint8)
+    rows = torch.nonzero(as_bytes.amax(dim=1)).flatten()
     if rows.numel() == 0:
         return None
-    cols = torch.nonzero(mask.any(dim=0)).flatten()
+    cols = torch.nonzero(as_bytes.amax(dim=0)).flatten()
     h, w = mask.shape
     return (max(0, int(rows[0]) - margin), min(h, int(rows[-1]) + 1 + margin),
             max(0, int(cols[0]) - margin), min(w, int(cols[-1]) + 1 + margin))
@@ -413,7 +415,7 @@ def hidden_surface(image: torch.Tensor, coc: torch.Tensor, spacing_px: float, re
     # them (a foreground that fills a third of the frame costs a third), sized so every
     # value inside the occluders' box is what the whole frame would give (tested).
     height, width = coc.shape[-2:]
-    out_box = _true_box(occluder) if window else (0, height, 0, width)
+    out_box = _bounding_box(occluder[0, 0]) if window else (0, height, 0, width)
     fill_step, near_step = cell_px(radius), cell_px(4 * radius)
     # A filled pixel depends on cells as far as the fill grows, plus the bilinear footprint.
     sources = _grown(out_box, (math.ceil(radius / fill_step) + 4) * fill_step, height, width, align)
@@ -430,15 +432,6 @@ def hidden_surface(image: torch.Tensor, coc: torch.Tensor, spacing_px: float, re
     filled, reached = _extend([image[here], coc_here], weight, radius)
     mask = occluder & reached & ((filled[:, -1:] - coc_here) >= gap)
     return HiddenSurface(sources, filled[:, :-1], filled[:, -1:], mask.to(image.dtype))
-
-
-def _true_box(mask: torch.Tensor) -> tuple[int, int, int, int]:
-    """``(y0, y1, x0, x1)`` bounding the true pixels of a non-empty ``1x1xHxW`` bool mask
-    (through a byte view: bool reductions on the CPU are not vectorised)."""
-    as_bytes = mask[0, 0].view(torch.uint8)
-    rows = torch.nonzero(as_bytes.amax(dim=1)).flatten()
-    cols = torch.nonzero(as_bytes.amax(dim=0)).flatten()
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _grown(box: tuple[int, int, int, int], margin: int, height: int, width: int,
