@@ -20,6 +20,7 @@ import numpy as np
 import OpenImageIO as oiio
 
 from focuspull.errors import InputError, SequenceError
+from focuspull.io import exr_scanlines
 from focuspull.io.atomic import atomic_output
 from focuspull.spec.compression import EXR_COMPRESSIONS, check_compression
 from focuspull.io.channels import find_depth_channel, is_colour_channel, is_depth_like
@@ -334,6 +335,11 @@ def write_parts(path: str, parts, compression: str = "zip", half: bool = True, t
             if not spec_name or names.index(spec_name) != i:  # EXR needs unique part names
                 prepared[i][1].attribute("name", f"part{i}" if i else "rgba")
     with atomic_output(path) as tmp:
+        if (len(prepared) == 1 and is_exr and exr_scanlines.supports(prepared[0][1])
+                and exr_scanlines.write(tmp, prepared[0][0], prepared[0][1])):
+            # The common case (scanlines, half colour + float depth) without OpenImageIO's
+            # value-by-value conversion; the same bytes as OpenImageIO writes.
+            return path
         out = oiio.ImageOutput.create(tmp)
         if out is None:
             raise InputError(f"cannot write {path}: {oiio.geterror()}",
