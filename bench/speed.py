@@ -170,7 +170,9 @@ def main() -> int:
     if args.as_commands:
         reuse_freed_memory()
     rgb, coc, lens = scene(1920, 1080, 32.0)
-    render_coc(rgb[:256, :256], coc[:256, :256])  # warm-up: kernel cache, FFT plans
+    # Warm-up as the --against children do: a shot's later frames find kernel spectra
+    # cached and buffers reused (a first render also pays those: bench/shot.py has it).
+    render_coc(rgb, coc)
     results = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
                           f"torch {torch.__version__}, {torch.get_num_threads()} threads"
                           + (", as the commands run (reuse_freed_memory)" if args.as_commands else ""),
