@@ -86,13 +86,14 @@ class _Header:
 
 
 def _oiio_header(spec, beside: str) -> _Header:
-    """The header OpenImageIO writes for ``spec``: it writes a one-row image beside ``beside``
-    (a temp name, so a crash leaves what the temp sweep removes), read back and deleted."""
+    """The header OpenImageIO writes for ``spec``: it writes a one-row image in the folder of
+    ``beside`` under a temp name (a crash leaves what the temp sweep removes), read back and
+    deleted."""
     import OpenImageIO as oiio  # noqa: PLC0415 - the render extra
 
     stub = oiio.ImageSpec(spec)
     stub.height = 1  # the display window (full_*) stays as it was
-    path = temp_path_for(beside)
+    path = temp_path_for(os.path.join(os.path.dirname(beside), "focuspull-header.exr"))
     try:
         out = oiio.ImageOutput.create(path)
         if out is None:
