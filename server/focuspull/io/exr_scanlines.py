@@ -1,10 +1,10 @@
 """Scanline EXRs written with the pixel work in numpy: the renderer's frames, fast.
 
 OpenImageIO writes a float32 buffer into a file with mixed channel formats (half colour, 32-bit
-depth: what the inputs hold, kept) value by value, channel by channel: 0.37 CPU-s for a 1080p
-RGBZ frame, the largest cost of ``focuspull render`` after the render itself.  Here the same
-file is made with the channels converted in bulk and the chunks compressed by libdeflate:
-0.12 CPU-s.  The header is OpenImageIO's own -- it writes the same ``ImageSpec`` as a one-row
+depth: what the inputs hold, kept) value by value, channel by channel: 0.31-0.35 CPU-s for a
+1080p RGBZ frame, the largest cost of ``focuspull render`` after the render itself.  Here the
+same file is made with the channels converted in bulk and the chunks compressed by libdeflate:
+0.105 CPU-s (BENCHMARKS.md).  The header is OpenImageIO's own -- it writes the same ``ImageSpec`` as a one-row
 image, whose header differs from the whole image's only in the data window's last row, which
 is set here -- so every attribute has the name and type OpenImageIO gives it.
 

@@ -338,7 +338,7 @@ def write_parts(path: str, parts, compression: str = "zip", half: bool = True, t
         if (len(prepared) == 1 and is_exr and exr_scanlines.supports(prepared[0][1])
                 and exr_scanlines.write(tmp, prepared[0][0], prepared[0][1])):
             # The common case (scanlines, half colour + float depth) without OpenImageIO's
-            # value-by-value conversion; the same bytes as OpenImageIO writes.
+            # value-by-value conversion: the file OpenImageIO writes (its header, same values).
             return path
         out = oiio.ImageOutput.create(tmp)
         if out is None:
