@@ -1,4 +1,4 @@
 """``python -m focuspull ...`` is the ``focuspull`` command."""
-from focuspull.commands.cli import main
+from focuspull.commands.cli import console
 
-raise SystemExit(main())
+console()

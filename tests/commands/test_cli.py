@@ -311,3 +311,55 @@ def test_train_refuses_an_unbounded_or_odd_context_level_before_any_work(tmp_pat
     assert cli.main(["train", "--stage", "1", "--out", str(tmp_path / "run"), "--grow-context", widths]) == 2
     assert "--grow-context" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # refused before a model was built or a folder made
+
+
+# --------------------------------------------------------------------------- the exit
+_EXITS = """
+import atexit, sys
+from focuspull.commands.cli import exit_now
+atexit.register(lambda: open(sys.argv[1], "w").write("exit handler ran"))
+sys.stdout.write("buffered, no newline")  # a pipe: block-buffered until flushed
+sys.stderr.write("and on stderr")
+exit_now(3)
+"""
+
+
+def test_exit_now_flushes_the_streams_and_runs_the_exit_handlers(tmp_path):
+    marker = tmp_path / "marker"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run([sys.executable, "-c", _EXITS, str(marker)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 3
+    assert done.stdout == "buffered, no newline" and done.stderr == "and on stderr"
+    assert marker.read_text() == "exit handler ran"
+
+
+def test_exit_now_leaves_a_running_thread_to_the_ordinary_exit(monkeypatch):
+    """A non-daemon thread still running: Python's own exit, which waits for it."""
+    import threading
+
+    handlers, hard = [], []
+    monkeypatch.setattr("atexit._run_exitfuncs", lambda: handlers.append(1))
+    monkeypatch.setattr(os, "_exit", lambda code: hard.append(code))
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait)
+    worker.start()
+    try:
+        with pytest.raises(SystemExit) as stop:
+            cli.exit_now(0)
+        assert stop.value.code == 0 and handlers == [] and hard == []
+    finally:
+        release.set()
+        worker.join()
+    cli.exit_now(2)  # nothing running now: the quick way, after the exit handlers
+    assert handlers == [1] and hard == [2]
+
+
+def test_the_console_script_and_python_m_run_the_quick_exit():
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(__file__), "..", "..", "pyproject.toml"), "rb") as fh:
+        assert tomllib.load(fh)["project"]["scripts"]["focuspull"] == "focuspull.commands.cli:console"
+    done = subprocess.run([sys.executable, "-m", "focuspull", "--version"], capture_output=True, text=True,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("focuspull ")
