@@ -109,8 +109,8 @@ def _cstr(buf: bytes, pos: int) -> tuple[str, int]:
 
 
 def _parse_header(buf: bytes, path: str, hint: str) -> tuple[dict, int]:
-    """``({name: (type, value bytes)}, offset of the chunk table)``; _Incomplete when ``buf``
-    ends inside the header."""
+    """``({name: (type, value bytes, offset of the value)}, offset of the chunk table)``;
+    _Incomplete when ``buf`` ends inside the header."""
     if len(buf) < 8:
         if len(buf) == 0 or buf[:4] == struct.pack("<i", MAGIC)[:len(buf[:4])]:
             raise _Incomplete
@@ -135,7 +135,7 @@ def _parse_header(buf: bytes, path: str, hint: str) -> tuple[dict, int]:
             raise ExrError(f"{path}: EXR attribute {name} has a negative size (damaged file?)", _AGAIN)
         if pos + size > len(buf):
             raise _Incomplete
-        attrs[name] = (kind, buf[pos:pos + size])
+        attrs[name] = (kind, buf[pos:pos + size], pos)
         pos += size
 
 
@@ -155,7 +155,16 @@ def _read_header(fh, path: str, hint: str, buf: bytes = b"") -> tuple[dict, int,
             step *= 2
 
 
-def _channel_list(raw: bytes, path: str, hint: str) -> list[tuple[str, int]]:
+def parse_header(buf: bytes, path: str, hint: str = DEFAULT_HINT) -> tuple[dict, int]:
+    """The header at the start of ``buf`` (a whole file, or at least its header):
+    ``({name: (type, value bytes, offset of the value)}, offset of the chunk table)``;
+    :class:`ExrError` for a file this codec does not read (tiled, deep, multi-part, cut short)."""
+    attrs, pos, _ = _read_header(None, path, hint, buf)
+    return attrs, pos
+
+
+def channel_list(raw: bytes, path: str, hint: str = DEFAULT_HINT) -> list[tuple[str, int]]:
+    """``[(name, pixel type)]`` of a ``chlist`` attribute's value, in file order."""
     out, pos = [], 0
     while raw[pos:pos + 1] != b"\0":
         if pos >= len(raw):
@@ -173,7 +182,7 @@ def _channel_list(raw: bytes, path: str, hint: str) -> list[tuple[str, int]]:
 def _layout(attrs: dict, path: str, hint: str):
     """``(channels, compression id, data window, display window)``, checked."""
     try:
-        chans = _channel_list(attrs["channels"][1], path, hint)
+        chans = channel_list(attrs["channels"][1], path, hint)
         comp = attrs["compression"][1][0]
         dw = struct.unpack("<4i", attrs["dataWindow"][1])
         disp = struct.unpack("<4i", attrs["displayWindow"][1])
@@ -191,7 +200,7 @@ def channel_names(path: str, *, hint: str = DEFAULT_HINT) -> list[str]:
         attrs, _pos, _buf = _read_header(fh, path, hint)
     if "channels" not in attrs:
         raise ExrError(f"{path} lacks the required EXR attribute channels", hint)
-    return [name for name, _ in _channel_list(attrs["channels"][1], path, hint)]
+    return [name for name, _ in channel_list(attrs["channels"][1], path, hint)]
 
 
 # -- pixels ---------------------------------------------------------------------------------------
@@ -206,13 +215,16 @@ def _unpredict(raw: np.ndarray) -> bytes:
     return out.tobytes()
 
 
-def _predict(raw: bytes) -> bytes:
-    """The ZIP predictor: split even / odd bytes, then delta + 128."""
+def _predict(raw) -> np.ndarray:
+    """The ZIP predictor over ``raw`` (bytes or a 1-D uint8 array): split even / odd bytes,
+    then delta + 128."""
     b = np.frombuffer(raw, np.uint8)
     t = np.concatenate([b[0::2], b[1::2]])
-    d = t.copy()
-    d[1:] = t[1:] - t[:-1] + np.uint8(128)  # wraps mod 256, as the format wants
-    return d.tobytes()
+    d = np.empty_like(t)
+    d[:1] = t[:1]
+    np.subtract(t[1:], t[:-1], out=d[1:])
+    d[1:] += np.uint8(128)  # uint8 arithmetic wraps mod 256, as the format wants
+    return d
 
 
 def _undo_zip(data: bytes, expected: int, where: str) -> bytes:
@@ -308,6 +320,42 @@ def pixel_digest(path: str, *, hint: str = DEFAULT_HINT) -> str:
 
 
 # -- writing --------------------------------------------------------------------------------------
+def scan_lines(planes: list, pixel_types: list) -> np.ndarray:
+    """Every scan line's bytes (``H x line bytes`` uint8): each ``H x W`` plane's row in the
+    given order, converted to its EXR pixel type (1 HALF, 2 FLOAT; beyond half's range is inf)."""
+    dtypes = [_PIXEL_TYPES[t] for t in pixel_types]
+    height, width = planes[0].shape
+    rows = np.empty((height, width * sum(dt.itemsize for dt in dtypes)), np.uint8)
+    at = 0
+    with np.errstate(over="ignore"):
+        for plane, dt in zip(planes, dtypes):
+            rows[:, at:at + width * dt.itemsize].view(dt)[:] = plane
+            at += width * dt.itemsize
+    return rows
+
+
+def file_parts(header: bytes, rows: np.ndarray, y0: int, comp_id: int, compress=None) -> list:
+    """The whole file, in pieces to write in order: ``header`` (through its closing null),
+    the chunk offsets, then the chunks of ``rows`` (:func:`scan_lines`; the first is line
+    ``y0``) for compression ``comp_id`` (none, ZIPS or ZIP); ``compress`` deflates with a zlib
+    wrapper (default: zlib at level 4).  A chunk that would not get smaller is stored as is."""
+    compress = compress or (lambda data: zlib.compress(data, 4))
+    lines = _COMPRESSIONS[comp_id][1]
+    chunks = []
+    for start in range(0, rows.shape[0], lines):
+        raw = rows[start:start + lines].reshape(-1)
+        data = raw.tobytes()
+        if comp_id:
+            packed = compress(_predict(raw))
+            data = packed if len(packed) < len(data) else data
+        chunks += [struct.pack("<ii", y0 + start, len(data)), data]
+    offsets, at = [], len(header) + 8 * (len(chunks) // 2)
+    for data in chunks[1::2]:
+        offsets.append(at)
+        at += 8 + len(data)
+    return [header, struct.pack(f"<{len(offsets)}Q", *offsets), *chunks]
+
+
 def _attr(name: str, kind: str, value: bytes) -> bytes:
     return name.encode() + b"\0" + kind.encode() + b"\0" + struct.pack("<i", len(value)) + value
 
@@ -349,28 +397,13 @@ def write_exr(path: str, channels: dict, *, half: bool = True, compression: str 
         _attr("screenWindowCenter", "v2f", struct.pack("<2f", 0.0, 0.0)),
         _attr("screenWindowWidth", "float", struct.pack("<f", 1.0)),
     ]) + b"\0"
-    typed = [p.astype("<f4" if t == 2 else "<f2") for p, t in zip(planes, types)]
     # Every scan line: each channel's row in name order.
-    rows = np.concatenate([p.view(np.uint8).reshape(height, -1) for p in typed], axis=1)
-    lines = _COMPRESSIONS[comp_id][1]
-    chunks = []
-    for y in range(0, height, lines):
-        raw = rows[y:y + lines].tobytes()
-        if comp_id:
-            packed = zlib.compress(_predict(raw), 4)
-            raw = packed if len(packed) < len(raw) else raw  # a chunk no smaller is stored as is
-        chunks.append(struct.pack("<ii", y, len(raw)) + raw)
-    offsets, at = [], len(header) + 8 * len(chunks)
-    for c in chunks:
-        offsets.append(at)
-        at += len(c)
+    rows = scan_lines(planes, types)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".fp_tmp_", suffix=".exr", dir=directory)
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(header)
-            fh.write(struct.pack(f"<{len(offsets)}Q", *offsets))
-            fh.write(b"".join(chunks))
+            fh.writelines(file_parts(header, rows, 0, comp_id))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -157,8 +157,8 @@ _STUCK = textwrap.dedent("""
         print("inside", flush=True)
         time.sleep(600)
 
-    if where == "header":  # the one-row stub is on disk, not yet read back
-        exr_scanlines._Header = stuck
+    if where == "header":  # the one-row stub is on disk, about to be read back
+        exr_scanlines.open = lambda path, mode="r": stuck() if "r" in mode else open(path, mode)
     else:  # half of the frame's bytes are in its temp file
         class _HalfWritten:
             def __init__(self, fh):
